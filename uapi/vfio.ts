@@ -320,11 +320,6 @@ export const VFIO_PCI_OFFSET_SHIFT = 40;
 // §3, §13 Limits and other numbers
 // ---------------------------------------------------------------------------------------------------
 
-/** The base page size of the simulated x86-64/arm64 machines (reference §13). */
-export const PAGE_SIZE = 4096;
-/** log2(PAGE_SIZE). */
-export const PAGE_SHIFT = 12;
-
 /**
  * Largest dirty bitmap in bytes = ALIGN(INT_MAX bits, 64) / 8 = 256 MiB; reported as the MIGRATION cap's
  * max_dirty_bitmap_size. Kernel-internal name (vfio_iommu_type1.c).
@@ -332,7 +327,7 @@ export const PAGE_SHIFT = 12;
 export const DIRTY_BITMAP_SIZE_MAX = 0x10000000;
 /** Largest dirty bitmap in pages = INT_MAX. Kernel-internal name (vfio_iommu_type1.c). */
 export const DIRTY_BITMAP_PAGES_MAX = 0x7fffffff;
-/** Most pages one mdev `vfio_pin_pages` call may pin = PAGE_SIZE / sizeof(long); more → E2BIG. */
+/** Most pages one mdev `vfio_pin_pages` call may pin = PAGE_SIZE (4096) / sizeof(long); more → E2BIG. */
 export const VFIO_PIN_PAGES_MAX_ENTRIES = 512;
 /** Misc-device minor of /dev/vfio/vfio. [unverified: the reference gives the value from memory] */
 export const VFIO_MINOR = 196;
