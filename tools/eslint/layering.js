@@ -29,7 +29,9 @@ function layerOf(file) {
   const rel = path.relative(ROOT, file);
   if (rel.startsWith('..')) return undefined;
   const parts = rel.split(path.sep);
-  return parts.length === 1 ? '.' : parts[0];
+  // 'uapi' (a folder import) is the uapi layer; 'index' or 'index.ts' is the package root.
+  if (parts.length === 1 && !(parts[0] in ALLOWED)) return '.';
+  return parts[0];
 }
 
 function isBarrel(target, layer) {

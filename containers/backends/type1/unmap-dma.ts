@@ -1,0 +1,118 @@
+/**
+ * VFIO_IOMMU_UNMAP_DMA on type1 (vfio_iommu_type1_unmap_dma, vfio_dma_do_unmap; reference/vfio-uapi.md §6):
+ *
+ * - argsz < 24 or unknown flags → EINVAL; GET_DIRTY_BITMAP with ALL or VADDR → EINVAL; a bitmap that is
+ *   short, outside user space or the wrong size → EINVAL.
+ * - iova misaligned → EINVAL; ALL with a non-zero iova or size → EINVAL; otherwise size 0 or misaligned →
+ *   EINVAL and a range wrapping past 2^64 → EOVERFLOW. GET_DIRTY_BITMAP while not tracking, or with a
+ *   pgsize other than the smallest page → EINVAL.
+ * - v2 (not ALL): the range may not cut a mapping at either end → EINVAL.
+ * - The walk removes whole mappings in ascending order. v1 stops at the first mapping that starts below
+ *   the requested iova, so a request that starts inside a mapping removes nothing.
+ * - VADDR marks the vaddrs invalid instead of unmapping; meeting one already invalid undoes this call's
+ *   marks and fails with EINVAL.
+ * - On success `size` is overwritten with the bytes unmapped (or marked); on failure nothing is written.
+ */
+import { sysError } from '../../../kernel-sim/errors';
+import type { IoctlArg } from '../../../kernel-sim/fs/file';
+import type { Process } from '../../../kernel-sim/process';
+import {
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ,
+} from '../../../uapi';
+import { checkOut, copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
+import { readU32, readU64, writeU32 } from '../../../uapi';
+import { smallestPageShift } from '../common/iova-ranges';
+import { bitmapAccessOk, bitmapSizeOk, setUserBits, type UserBitmap } from './dirty-bitmap';
+import type { Type1Dma, Type1Iommu } from './type1-iommu';
+
+const KNOWN_FLAGS = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
+/** sizeof(struct vfio_iommu_type1_dma_unmap) + sizeof(struct vfio_bitmap). */
+const UNMAP_WITH_BITMAP_SIZE = VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ + 24;
+/** One past the last page of a 64-bit IOVA space. */
+const IOVA_SPACE_PAGES = 2 ** 52;
+
+const iova: U64Pages = { pfn: 0, low: 0 };
+const size: U64Pages = { pfn: 0, low: 0 };
+
+/** @throws SysError EFAULT, EINVAL, EOVERFLOW */
+export function type1IoctlUnmapDma(iommu: Type1Iommu, arg: IoctlArg, caller: Process): number {
+  const buf = copyIn(arg, VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ);
+  const argsz = readU32(buf, 0);
+  const flags = readU32(buf, 4);
+  if (argsz < VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ || (flags & ~KNOWN_FLAGS) !== 0) throw sysError('EINVAL', 'bad argsz or unknown unmap flags');
+  const wantsBitmap = (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+  if (wantsBitmap && (flags & (VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR)) !== 0) {
+    throw sysError('EINVAL', 'GET_DIRTY_BITMAP cannot be combined with ALL or VADDR');
+  }
+  let bitmap: UserBitmap | undefined;
+  if (wantsBitmap) {
+    if (argsz < UNMAP_WITH_BITMAP_SIZE) throw sysError('EINVAL', 'argsz leaves no room for the bitmap');
+    copyIn(arg, UNMAP_WITH_BITMAP_SIZE);
+    bitmap = { pgsize: readU64(buf, 24), size: readU64(buf, 32), data: readU64(buf, 40) };
+    if (!bitmapAccessOk(bitmap)) throw sysError('EINVAL', 'bitmap is outside user memory');
+    if (bitmap.pgsize === 0n) throw sysError('EINVAL', 'bitmap pgsize is zero');
+    const pgshift = smallestPageShift(bitmap.pgsize);
+    if (!bitmapSizeOk(readU64(buf, 16) >> BigInt(pgshift), bitmap.size)) throw sysError('EINVAL', 'bitmap size does not fit the range');
+  }
+  readU64Pages(buf, 8, iova);
+  readU64Pages(buf, 16, size);
+  const unmapped = doUnmap(iommu, flags, bitmap, caller);
+  checkOut(buf, 0, VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ);
+  // size = unmapped pages << 12, written as two u32 halves so it stays exact up to 2^64.
+  writeU32(buf, 16, (unmapped % 0x100000) * 4096);
+  writeU32(buf, 20, Math.floor(unmapped / 0x100000));
+  return 0;
+}
+
+/** The walk of vfio_dma_do_unmap; returns the pages unmapped (or marked). */
+function doUnmap(iommu: Type1Iommu, flags: number, bitmap: UserBitmap | undefined, caller: Process): number {
+  const min = iommu.minPages;
+  if (iova.low !== 0 || iova.pfn % min !== 0) throw sysError('EINVAL', 'iova is not aligned to the smallest page size');
+  let start: number;
+  let end: number;
+  if ((flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0) {
+    if (iova.pfn !== 0 || size.pfn !== 0 || size.low !== 0) throw sysError('EINVAL', 'UNMAP_ALL needs iova 0 and size 0');
+    start = 0;
+    end = IOVA_SPACE_PAGES;
+  } else {
+    if ((size.pfn === 0 && size.low === 0) || size.low !== 0 || size.pfn % min !== 0) throw sysError('EINVAL', 'size is zero or not aligned');
+    if (lastPfnOf(iova, size) < 0) throw sysError('EOVERFLOW', 'range wraps past 2^64');
+    start = iova.pfn;
+    end = iova.pfn + size.pfn;
+  }
+  if (bitmap !== undefined && (!iommu.dirtyTracking || bitmap.pgsize !== BigInt(min * 4096))) {
+    throw sysError('EINVAL', 'dirty tracking is off or the bitmap page size is not the smallest page');
+  }
+  if (iommu.v2 && (flags & VFIO_DMA_UNMAP_FLAG_ALL) === 0) {
+    // Type1v2 never splits a mapping: both ends of the request must fall on mapping boundaries.
+    const head = iommu.dmas.find(start);
+    if (head !== undefined && head.iovaPfn !== start) throw sysError('EINVAL', 'range starts inside a mapping');
+    const tail = iommu.dmas.find(end - 1);
+    if (tail !== undefined && tail.iovaPfn + tail.pageCount !== end) throw sysError('EINVAL', 'range ends inside a mapping');
+  }
+  const marked: Type1Dma[] = [];
+  let unmapped = 0;
+  for (const dma of iommu.dmas.overlapping(start, end - start)) {
+    // Type1 v1 stops at a mapping that begins below the request, and leaves everything after it.
+    if (!iommu.v2 && start > dma.iovaPfn) break;
+    if ((flags & VFIO_DMA_UNMAP_FLAG_VADDR) !== 0) {
+      if (dma.vaddrInvalid) {
+        for (const undo of marked) undo.vaddrInvalid = false;
+        iommu.vaddrInvalidCount -= marked.length;
+        throw sysError('EINVAL', 'a vaddr in the range is already invalid');
+      }
+      dma.vaddrInvalid = true;
+      iommu.vaddrInvalidCount++;
+      marked.push(dma);
+      unmapped += dma.pageCount;
+      continue;
+    }
+    if (bitmap !== undefined) setUserBits(caller, bitmap, (dma.iovaPfn - start) / min, dma.pageCount / min);
+    unmapped += dma.pageCount;
+    iommu.removeDma(dma);
+  }
+  return unmapped;
+}

@@ -1,0 +1,6 @@
+/**
+ * VFIO core and its IOMMU backends: what the package's index.ts exposes.
+ */
+export { vfioModule, registerIommuBackend, VfioModule, VFIO_MODULE_NAME } from './vfio-module';
+export { vfioIommuType1Module } from './backends/type1/type1-module';
+export type { VfioIommuBackend, VfioIommuBackendInstance, BackendContext } from './backend';

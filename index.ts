@@ -1,0 +1,39 @@
+/**
+ * vfio-sim: the package's public face. Everything exported here is what users, docs and tests may rely
+ * on (DESIGN.md §2); everything else may change.
+ *
+ * Importing the package loads VFIO and its type1 backend into every Kernel, as built-in modules.
+ */
+import { vfioIommuType1Module, vfioModule } from './containers';
+import { Kernel } from './kernel-sim';
+
+Kernel.registerBuiltinModule(vfioModule);
+Kernel.registerBuiltinModule(vfioIommuType1Module);
+
+export {
+  Kernel,
+  Process,
+  SysError,
+  SimBugError,
+  DmaFault,
+  MACHINE_PRESETS,
+  DEFAULT_MEMLOCK_LIMIT,
+  type KernelOptions,
+  type KernelParams,
+  type KernelModule,
+  type SpawnOptions,
+  type MmapOptions,
+  type PageSize,
+  type Capability,
+  type DmaFaultRecord,
+  type DmaFaultReason,
+  type IoctlArg,
+  type MachineName,
+  type MachineSpec,
+  type IommuUnitSpec,
+  type PciDevice,
+  type PciDeviceSpec,
+} from './kernel-sim';
+export { registerIommuBackend, type VfioIommuBackend, type VfioIommuBackendInstance, type BackendContext } from './containers';
+export { VfioContainer, VfioGroup, VfioDevice, type DmaMapRequest, type IommuInfo, type IovaRangeInfo } from './userspace';
+export * as uapi from './uapi';

@@ -1,0 +1,10 @@
+/**
+ * The public syscall surface of the simulated kernel: what userspace/ and virtio-iommu/ may use.
+ */
+export { Kernel, type KernelOptions, type KernelParams, type KernelModule, type KernelModuleFactory } from './kernel';
+export { Process, type SpawnOptions, type MmapOptions, type PageSize, type Capability, DEFAULT_MEMLOCK_LIMIT } from './process';
+export { SysError, SimBugError, type SysErrorInfo } from './errors';
+export { DmaFault, type DmaFaultRecord, type DmaFaultReason } from './dma';
+export type { IoctlArg } from './fs/file';
+export { MACHINE_PRESETS, type MachineName, type MachineSpec, type IommuUnitSpec } from './machines';
+export type { PciDevice, PciDeviceSpec, PciBar } from './pci/pci-device';
