@@ -80,7 +80,7 @@ export function pageAtLevel(iovaPfn: number, level: number): number {
 export class IoPgtableStats {
   /** Leaf descriptors written, by level (0: 4 KiB, 1: 2 MiB, 2: 1 GiB). */
   readonly leafWritten = new Float64Array(MAX_LEAF_LEVEL + 1);
-  /** Leaf descriptors cleared by unmap, by level. Tables dropped by `free` are not counted here. */
+  /** Leaf descriptors cleared by unmap, by level. Leaves dropped by `free` are not counted here. */
   readonly leafCleared = new Float64Array(MAX_LEAF_LEVEL + 1);
   /** Tables allocated, the root included. */
   tablesAllocated = 0;
@@ -112,18 +112,34 @@ export interface IoPgtableCfg {
   readonly oas?: number;
 }
 
+/** What a page table provides for a cfg: the checked sizes and the restricted bitmap. */
+export interface IoPgtableGeometry {
+  readonly ias: number;
+  readonly oas: number;
+  readonly pgsizeBitmap: bigint;
+}
+
 /**
- * The page sizes a table with this `ias` can produce out of `requested` (arm_lpae_restrict_pgsizes), or
- * undefined when the 4 KiB granule is missing.
+ * Checks a cfg and works out what a table would provide: defaults applied, the bitmap restricted to the
+ * sizes the format can produce with this ias (arm_lpae_restrict_pgsizes).
+ * @throws SysError EINVAL: ias or oas out of range, or no 4 KiB granule in the bitmap (alloc_io_pgtable_ops
+ *   would fail)
  */
-export function restrictPgsizes(requested: bigint, ias: number): bigint | undefined {
-  if ((requested & 0x1000n) === 0n) return undefined;
-  const levels = Math.ceil((ias - 12) / 9);
-  let bitmap = requested & IO_PGTABLE_PGSIZES;
-  // A block must sit in a table below the root's top level or in the root itself: with two levels or
-  // fewer there is no level-2 descriptor, hence no 1 GiB block.
-  if (levels < 3) bitmap &= ~0x40000000n;
-  return bitmap;
+export function resolveIoPgtableCfg(cfg: IoPgtableCfg): IoPgtableGeometry {
+  const ias = cfg.ias ?? 48;
+  const oas = cfg.oas ?? IO_PGTABLE_MAX_OAS;
+  if (!Number.isInteger(ias) || ias < IO_PGTABLE_MIN_IAS || ias > IO_PGTABLE_MAX_IAS) {
+    throw sysError('EINVAL', `ias ${ias} outside ${IO_PGTABLE_MIN_IAS}..${IO_PGTABLE_MAX_IAS}`);
+  }
+  if (!Number.isInteger(oas) || oas < 32 || oas > IO_PGTABLE_MAX_OAS) {
+    throw sysError('EINVAL', `oas ${oas} outside 32..${IO_PGTABLE_MAX_OAS}`);
+  }
+  const requested = cfg.pgsizeBitmap ?? IO_PGTABLE_PGSIZES;
+  if ((requested & 0x1000n) === 0n) throw sysError('EINVAL', 'page-size bitmap lacks the 4 KiB granule');
+  let pgsizeBitmap = requested & IO_PGTABLE_PGSIZES;
+  // A 1 GiB block is a level-2 descriptor, which a table of one or two levels does not have.
+  if (Math.ceil((ias - 12) / 9) < 3) pgsizeBitmap &= ~0x40000000n;
+  return { ias, oas, pgsizeBitmap };
 }
 
 /**
@@ -182,16 +198,7 @@ export class IoPgtable {
    *   (alloc_io_pgtable_ops fails).
    */
   constructor(cfg: IoPgtableCfg = {}, stats: IoPgtableStats = new IoPgtableStats()) {
-    const ias = cfg.ias ?? 48;
-    const oas = cfg.oas ?? IO_PGTABLE_MAX_OAS;
-    if (!Number.isInteger(ias) || ias < IO_PGTABLE_MIN_IAS || ias > IO_PGTABLE_MAX_IAS) {
-      throw sysError('EINVAL', `ias ${ias} outside ${IO_PGTABLE_MIN_IAS}..${IO_PGTABLE_MAX_IAS}`);
-    }
-    if (!Number.isInteger(oas) || oas < 32 || oas > IO_PGTABLE_MAX_OAS) {
-      throw sysError('EINVAL', `oas ${oas} outside 32..${IO_PGTABLE_MAX_OAS}`);
-    }
-    const bitmap = restrictPgsizes(cfg.pgsizeBitmap ?? IO_PGTABLE_PGSIZES, ias);
-    if (bitmap === undefined) throw sysError('EINVAL', 'page-size bitmap lacks the 4 KiB granule');
+    const { ias, oas, pgsizeBitmap: bitmap } = resolveIoPgtableCfg(cfg);
     this.pgsizeBitmap = bitmap;
     this.ias = ias;
     this.oas = oas;
@@ -215,6 +222,7 @@ export class IoPgtable {
    * largest leaves alignment and length allow (iommu_pgsize()). All or nothing. A count of 0 does nothing.
    * @throws SysError EINVAL (prot has neither IOMMU_READ nor IOMMU_WRITE), ERANGE (iova beyond ias or
    *   phys beyond oas, as io-pgtable-arm), EEXIST (a target descriptor is present)
+   * @throws SimBugError after free, or when the arguments are not frame numbers
    */
   map(iovaPfn: number, pfn: number, pageCount: number, prot: number): void {
     // The checks stay cheap and the throws live in cold helpers, so this stays small enough for V8 to

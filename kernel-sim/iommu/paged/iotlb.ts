@@ -6,9 +6,10 @@
  * - An entry caches one leaf: it is tagged by (domain id, leaf level, IOVA page number at the leaf's size),
  *   so one entry covers a whole 2 MiB or 1 GiB block, as real IOTLBs hold superpage entries.
  * - Direct-mapped, a deliberate simplification that keeps every hit and miss predictable: a tag has exactly
- *   one slot, `slotOf(domain, level, page)` = (page + domain * 0x9E3779B9 + level * 0x7F4A7C15) mod 2^31
- *   mod entries (the products taken mod 2^32, as Math.imul). Consecutive pages of one size in one domain take consecutive slots, so a run of up to
- *   `entries` pages never conflicts with itself. A fill replaces whatever its slot held (an eviction).
+ *   one slot, `slotOf(domain, level, page)` = (page + fmix32(4 * domain + level)) mod 2^31 mod entries,
+ *   with fmix32 the MurmurHash3 finalizer. Consecutive pages of one size in one domain take consecutive
+ *   slots, so a run of up to `entries` pages never conflicts with itself, while each (domain, size) starts
+ *   at a scattered offset. A fill replaces whatever its slot held (an eviction).
  *   Lookups probe one slot per leaf size that currently has entries.
  * - Only successful translations are cached: a fault (no mapping, or a permission the leaf lacks) fills
  *   nothing. Map never invalidates (non-present descriptors are not cached), unmap must: the domain calls
@@ -28,8 +29,6 @@ export const IOTLB_DEFAULT_ENTRIES = 64;
 export const IOTLB_MAX_ENTRIES = 1 << 20;
 
 const NO_DOMAIN = -1;
-const DOMAIN_SALT = 0x9e3779b9 | 0;
-const LEVEL_SALT = 0x7f4a7c15;
 
 /** A cache of leaf translations tagged by domain; see the file header for the replacement policy. */
 export class Iotlb {
@@ -79,7 +78,7 @@ export class Iotlb {
   slotOf(domainId: number, level: number, page: number): number {
     // Kept in int32 arithmetic (& 0x7fffffff, then a mask or an integer modulo): a uint32 operand would
     // make `%` a floating-point remainder, several times slower on the lookup path.
-    const h = (page + Math.imul(domainId, DOMAIN_SALT) + Math.imul(level, LEVEL_SALT)) & 0x7fffffff;
+    const h = (page + fmix32(Math.imul(domainId, 4) + level)) & 0x7fffffff;
     return this._mask >= 0 ? h & this._mask : h % this.entries;
   }
 
@@ -222,4 +221,13 @@ export class Iotlb {
     this._valid--;
     this._domain[s] = NO_DOMAIN;
   }
+}
+
+/** The MurmurHash3 32-bit finalizer: scatters the (domain, level) offsets of `slotOf`. */
+function fmix32(x: number): number {
+  let h = x ^ (x >>> 16);
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }

@@ -15,14 +15,7 @@
  */
 import { sysError } from '../../errors';
 import type { IommuGeometry, IommuHardware } from '../iommu-domain';
-import {
-  IO_PGTABLE_MAX_IAS,
-  IO_PGTABLE_MAX_OAS,
-  IO_PGTABLE_MIN_IAS,
-  IO_PGTABLE_PGSIZES,
-  IoPgtableStats,
-  restrictPgsizes,
-} from './io-pgtable';
+import { IoPgtableStats, resolveIoPgtableCfg } from './io-pgtable';
 import { Iotlb, IOTLB_DEFAULT_ENTRIES, IOTLB_MAX_ENTRIES } from './iotlb';
 import { PagedDomain } from './paged-domain';
 
@@ -114,22 +107,14 @@ export class PagedIommu implements IommuHardware {
    * @throws SysError EINVAL: ias, oas or iotlbEntries out of range, or a bitmap without the 4 KiB granule
    */
   constructor(options: PagedIommuOptions) {
-    const ias = options.ias ?? 48;
-    const oas = options.oas ?? IO_PGTABLE_MAX_OAS;
+    // The unit advertises what its tables will provide (the io_pgtable_cfg is in/out).
+    const { ias, oas, pgsizeBitmap } = resolveIoPgtableCfg(options);
     const iotlbEntries = options.iotlbEntries ?? IOTLB_DEFAULT_ENTRIES;
-    if (!Number.isInteger(ias) || ias < IO_PGTABLE_MIN_IAS || ias > IO_PGTABLE_MAX_IAS) {
-      throw sysError('EINVAL', `ias ${ias} outside ${IO_PGTABLE_MIN_IAS}..${IO_PGTABLE_MAX_IAS}`);
-    }
-    if (!Number.isInteger(oas) || oas < 32 || oas > IO_PGTABLE_MAX_OAS) {
-      throw sysError('EINVAL', `oas ${oas} outside 32..${IO_PGTABLE_MAX_OAS}`);
-    }
     if (!Number.isInteger(iotlbEntries) || iotlbEntries < 0 || iotlbEntries > IOTLB_MAX_ENTRIES) {
       throw sysError('EINVAL', `iotlbEntries ${iotlbEntries} outside 0..${IOTLB_MAX_ENTRIES}`);
     }
-    const bitmap = restrictPgsizes(options.pgsizeBitmap ?? IO_PGTABLE_PGSIZES, ias);
-    if (bitmap === undefined) throw sysError('EINVAL', 'page-size bitmap lacks the 4 KiB granule');
     this.name = options.name;
-    this.pgsizeBitmap = bitmap;
+    this.pgsizeBitmap = pgsizeBitmap;
     this.ias = ias;
     this.oas = oas;
     this.iotlbEntries = iotlbEntries;
