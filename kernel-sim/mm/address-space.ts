@@ -41,8 +41,22 @@ export interface Vma {
   folios: Uint32Array;
 }
 
-/** Receives each pinned, physically contiguous run; may throw to stop the pinning (the run is unpinned). */
-export type PinnedRunVisitor = (pfn: number, pageCount: number) => void;
+/**
+ * A batch of pinned, physically contiguous runs: `pfn[i]`, `count[i]` for i < `length`, `pages` in all.
+ * The arrays are scratch space reused by the next batch; read them, do not keep them.
+ */
+export interface PinnedRuns {
+  readonly pfn: Float64Array;
+  readonly count: Uint32Array;
+  length: number;
+  pages: number;
+}
+
+/** Receives each batch of pinned runs; may throw to stop the pinning (the batch is unpinned). */
+export type PinnedRunsVisitor = (runs: PinnedRuns) => void;
+
+/** Runs per batch: VFIO_BATCH_MAX_CAPACITY (PAGE_SIZE / sizeof(struct page *)). */
+export const PIN_BATCH_RUNS = 512;
 
 /** The address space of one process. */
 export class AddressSpace {
@@ -50,6 +64,12 @@ export class AddressSpace {
   private _nextVpfn = MMAP_BASE_VPFN;
   private _lockedVm = 0;
   private _dead = false;
+  private readonly _runs: PinnedRuns = {
+    pfn: new Float64Array(PIN_BATCH_RUNS),
+    count: new Uint32Array(PIN_BATCH_RUNS),
+    length: 0,
+    pages: 0,
+  };
 
   constructor(
     private readonly _phys: PhysMemory,
@@ -172,17 +192,25 @@ export class AddressSpace {
 
   /**
    * Pins the pages of [vpfn, vpfn + pageCount) for long-term DMA (pin_user_pages_remote with
-   * FOLL_LONGTERM, plus FOLL_WRITE when `write`), faulting them in, and hands each maximal physically
-   * contiguous run to `visit`. If `visit` throws, the run it was given is unpinned and the error
-   * propagates; runs visited before stay pinned and belong to the caller. A page that cannot be pinned
-   * (not mapped, no permission, injected failure) ends the pinning with EFAULT the same way.
+   * FOLL_LONGTERM, plus FOLL_WRITE when `write`), faulting them in, and hands them to `visit` as batches
+   * of maximal physically contiguous runs, in address order (vfio_pin_pages_remote with its vfio_batch).
+   * If `visit` throws, the batch it was given is unpinned and the error propagates; batches visited
+   * before stay pinned and belong to the caller. A page that cannot be pinned (not mapped, no permission,
+   * injected failure) ends the pinning with EFAULT the same way, after the pages before it were visited.
    * @throws SysError EFAULT, ENOMEM (no frame to fault in), or whatever `visit` throws
    */
-  pin(vpfn: number, pageCount: number, write: boolean, visit: PinnedRunVisitor): void {
+  pin(vpfn: number, pageCount: number, write: boolean, visit: PinnedRunsVisitor): void {
     const need = write ? PROT_WRITE : PROT_READ;
     const allowed = this._faults.pinBudget(pageCount);
-    let runPfn = -1;
-    let runLen = 0;
+    const runs = this._runs;
+    const pfns = runs.pfn;
+    const counts = runs.count;
+    runs.length = 0;
+    runs.pages = 0;
+    // The batch being filled: runs [0, n] with `pages` pages; `runEnd` is one past the last frame.
+    let n = -1;
+    let pages = 0;
+    let runEnd = -1;
     let at = vpfn;
     const end = vpfn + allowed;
     while (at < end) {
@@ -190,40 +218,73 @@ export class AddressSpace {
       if (vma === undefined || (vma.prot & need) === 0) break;
       const vmaEnd = Math.min(end, vma.startVpfn + vma.pageCount);
       const folios = vma.folios;
-      const order = vma.order;
-      const perFolio = 2 ** order;
+      const start = vma.startVpfn;
+      if (vma.order === 0) {
+        // 4 KiB pages: one folio slot per page.
+        for (; at < vmaEnd; at++) {
+          let slot = folios[at - start]!;
+          if (slot === 0) slot = this._fault(vma, at - start) + 1;
+          const pfn = slot - 1;
+          if (pfn === runEnd) {
+            counts[n]!++;
+          } else {
+            if (n + 1 === PIN_BATCH_RUNS) {
+              this._handOver(PIN_BATCH_RUNS, pages, visit);
+              n = -1;
+              pages = 0;
+            }
+            pfns[++n] = pfn;
+            counts[n] = 1;
+          }
+          runEnd = pfn + 1;
+          pages++;
+        }
+        continue;
+      }
+      const perFolio = 2 ** vma.order;
       while (at < vmaEnd) {
-        const offset = at - vma.startVpfn;
-        const index = order === 0 ? offset : Math.floor(offset / perFolio);
+        const index = Math.floor((at - start) / perFolio);
         const slot = folios[index]!;
         const head = slot !== 0 ? slot - 1 : this._fault(vma, index);
-        const within = offset - index * perFolio;
-        const n = Math.min(perFolio - within, vmaEnd - at);
+        const within = at - start - index * perFolio;
+        const len = Math.min(perFolio - within, vmaEnd - at);
         const pfn = head + within;
-        if (pfn === runPfn + runLen) {
-          runLen += n;
+        if (pfn === runEnd) {
+          counts[n] = counts[n]! + len;
         } else {
-          if (runLen !== 0) this._handOver(runPfn, runLen, visit);
-          runPfn = pfn;
-          runLen = n;
+          if (n + 1 === PIN_BATCH_RUNS) {
+            this._handOver(PIN_BATCH_RUNS, pages, visit);
+            n = -1;
+            pages = 0;
+          }
+          pfns[++n] = pfn;
+          counts[n] = len;
         }
-        at += n;
+        runEnd = pfn + len;
+        pages += len;
+        at += len;
       }
     }
-    if (runLen !== 0) this._handOver(runPfn, runLen, visit);
+    if (n >= 0) this._handOver(n + 1, pages, visit);
     if (at < vpfn + pageCount) {
       if (allowed < pageCount && at === end) throw FaultInjector.pinFailure();
       throw sysError('EFAULT', this.findVma(at) === undefined ? 'address is not mapped' : 'mapping does not allow this access');
     }
   }
 
-  private _handOver(pfn: number, count: number, visit: PinnedRunVisitor): void {
-    this._phys.pin(pfn, count);
+  private _handOver(length: number, pages: number, visit: PinnedRunsVisitor): void {
+    const runs = this._runs;
+    runs.length = length;
+    runs.pages = pages;
+    this._phys.pinRuns(runs.pfn, runs.count, length);
     try {
-      visit(pfn, count);
+      visit(runs);
     } catch (err) {
-      this._phys.unpin(pfn, count);
+      this._phys.unpinRuns(runs.pfn, runs.count, runs.length);
       throw err;
+    } finally {
+      runs.length = 0;
+      runs.pages = 0;
     }
   }
 

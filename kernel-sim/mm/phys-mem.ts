@@ -2,10 +2,13 @@
  * Physical memory of the simulated machine: frames, their reference counts, and their bytes.
  *
  * Model:
- * - Two zones. The anonymous zone holds 4 KiB frames handed out in a seeded, scattered order (a
- *   bijective mix of the allocation index), so consecutive faults land on unrelated frames as on a
- *   fragmented host. The huge zone holds hugetlb folios of any power-of-two size, each naturally aligned
- *   and physically contiguous, carved by a bump pointer and recycled through per-order free lists.
+ * - Two zones. The anonymous zone holds 4 KiB frames handed out in a seeded, scattered order, as a
+ *   fragmented host's page allocator does: memory is used block by block (16 MiB blocks, in address
+ *   order), and inside a block the frames come in a seeded pseudo-random order (a bijective mix of the
+ *   index), so consecutive faults almost never land on adjacent frames. Bounding the scatter to a block
+ *   keeps the per-frame bookkeeping of a mapping within a few cache-sized arrays. The huge zone holds hugetlb folios of any power-of-two size, each naturally aligned
+ *   and physically contiguous, carved in slabs whose folios are handed out in a seeded shuffled order
+ *   (so 512 consecutive 2 MiB pages do not form a 1 GiB run), and recycled through per-order free lists.
  * - A frame (or folio) lives while its reference count is non-zero. References are taken by process
  *   mappings (one per mapped frame or folio) and by pins (one per pinned 4 KiB page, as
  *   pin_user_pages with FOLL_LONGTERM takes a pin per page). A pinned frame outlives munmap and exit.
@@ -22,9 +25,13 @@ export const ANON_BASE_PFN = 0x100000;
 /** Frame number where the huge zone starts (1 TiB, so folios up to 512 GiB stay naturally aligned). */
 export const HUGE_BASE_PFN = 2 ** (40 - PAGE_SHIFT);
 
-const CHUNK_SHIFT = 16;
+/** Frames per scatter block and per refcount chunk: 4096 frames, 16 MiB. */
+const CHUNK_SHIFT = 12;
 const CHUNK_FRAMES = 1 << CHUNK_SHIFT;
 const CHUNK_MASK = CHUNK_FRAMES - 1;
+const EMPTY_CHUNK = new Uint32Array(0);
+/** Hugetlb folios carved at once and shuffled. */
+const HUGE_SLAB = 64;
 
 export interface PhysMemoryOptions {
   /** Size of the anonymous zone; a power of two. Default 256 GiB. */
@@ -51,8 +58,9 @@ export class PhysMemory {
 
   // Anonymous zone: refcount per frame in lazily allocated chunks; a seeded bijective scatter of the
   // allocation index, and a LIFO stack of freed frames (reused first, as a hot page allocator would).
-  private readonly _anonRef: (Uint32Array | undefined)[] = [];
-  private readonly _anonBits: number;
+  // Indexed by (pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT; a dense array whose untouched slots all hold
+  // the shared empty sentinel, so element access stays monomorphic and fast.
+  private readonly _anonRef: Uint32Array[];
   private readonly _mixA: number;
   private readonly _mixB: number;
   private _anonNext = 0;
@@ -81,8 +89,8 @@ export class PhysMemory {
       throw new RangeError('anonBytes must be a power of two between 4 KiB and 4 TiB');
     }
     this.anonFrames = anonFrames;
+    this._anonRef = new Array<Uint32Array>(Math.ceil(anonFrames / CHUNK_FRAMES)).fill(EMPTY_CHUNK);
     this.hugeFrames = Number(hugeBytes >> BigInt(PAGE_SHIFT));
-    this._anonBits = Math.log2(anonFrames);
     // Odd multipliers make each multiply step a bijection modulo 2^bits.
     const seed = (options.seed ?? 1) >>> 0;
     this._mixA = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) | 1) >>> 0;
@@ -104,28 +112,31 @@ export class PhysMemory {
     } else {
       throw sysError('ENOMEM', 'anonymous memory exhausted');
     }
-    const chunk = this._anonRef[pfn >>> CHUNK_SHIFT] ?? this._anonChunk(pfn);
+    let chunk = this._anonRef[(pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
+    if (chunk.length === 0) chunk = this._anonChunk(pfn);
     chunk[pfn & CHUNK_MASK] = 1;
     this._anonInUse++;
     return pfn;
   }
 
-  /** A bijection on [0, 2^bits): multiply by odd constants and xor-shift, all modulo 2^bits. */
+  /**
+   * The frame offset of allocation `index`: blocks in order, and inside each block a bijection on
+   * [0, 4096) (multiply by odd constants and xor-shift modulo 2^12, salted per block).
+   */
   private _scatter(index: number): number {
-    const bits = this._anonBits;
-    if (bits === 0) return 0;
-    const mask = bits === 32 ? 0xffffffff : (1 << bits) - 1;
-    const shift = (bits >>> 1) + 1;
-    let x = Math.imul(index, this._mixA) & mask;
-    x = (x ^ (x >>> shift)) & mask;
+    const block = index >>> CHUNK_SHIFT;
+    const mask = CHUNK_MASK;
+    let x = (index ^ Math.imul(block, 0x9e37)) & mask;
+    x = Math.imul(x, this._mixA) & mask;
+    x ^= x >>> 7;
     x = Math.imul(x, this._mixB) & mask;
-    x = (x ^ (x >>> shift)) & mask;
-    return x >>> 0;
+    x ^= x >>> 5;
+    return block * CHUNK_FRAMES + x;
   }
 
   private _anonChunk(pfn: number): Uint32Array {
     const chunk = new Uint32Array(CHUNK_FRAMES);
-    this._anonRef[pfn >>> CHUNK_SHIFT] = chunk;
+    this._anonRef[(pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT] = chunk;
     return chunk;
   }
 
@@ -136,26 +147,49 @@ export class PhysMemory {
    * @throws SysError ENOMEM when the huge zone cannot hold it.
    */
   allocHuge(order: number): number {
-    const free = this._foliosFree.get(order);
-    let index: number;
-    if (free !== undefined && free.length > 0) {
-      index = free.pop()!;
-    } else {
-      const pages = 2 ** order;
-      const head = Math.ceil(this._hugeNext / pages) * pages;
-      if (head + pages > HUGE_BASE_PFN + this.hugeFrames) throw sysError('ENOMEM', 'hugetlb pool exhausted');
-      // Alignment gaps below `head` are carved into smaller free folios so no memory is lost.
-      this._carveGap(this._hugeNext, head);
-      index = this._folioHead.length;
-      this._folioHead.push(head);
-      this._folioOrder.push(order);
-      this._folioRef.push(0);
-      this._hugeNext = head + pages;
+    let free = this._foliosFree.get(order);
+    if (free === undefined || free.length === 0) {
+      this._carveSlab(order);
+      free = this._foliosFree.get(order)!;
     }
+    const index = free.pop()!;
     this._folioRef[index] = 1;
     this._hugeFoliosInUse++;
-    this._hugeInUsePages += 2 ** this._folioOrder[index]!;
+    this._hugeInUsePages += 2 ** order;
     return this._folioHead[index]!;
+  }
+
+  /**
+   * Carves up to HUGE_SLAB folios of 2^order frames from the zone and puts them on the free list in a
+   * seeded shuffled order, as a hugetlb pool whose pages were freed and reused over time hands them out:
+   * consecutive hugepages are rarely physically adjacent. @throws SysError ENOMEM when none fits
+   */
+  private _carveSlab(order: number): void {
+    const pages = 2 ** order;
+    const head = Math.ceil(this._hugeNext / pages) * pages;
+    const limit = HUGE_BASE_PFN + this.hugeFrames;
+    const count = Math.min(HUGE_SLAB, Math.floor((limit - head) / pages));
+    if (count <= 0) throw sysError('ENOMEM', 'hugetlb pool exhausted');
+    // Alignment gaps below `head` are carved into smaller free folios so no memory is lost.
+    this._carveGap(this._hugeNext, head);
+    const indexes: number[] = [];
+    for (let i = 0; i < count; i++) {
+      indexes.push(this._folioHead.length);
+      this._folioHead.push(head + i * pages);
+      this._folioOrder.push(order);
+      this._folioRef.push(0);
+    }
+    this._hugeNext = head + count * pages;
+    // Fisher–Yates with a xorshift32 stream seeded per slab; allocation pops from the end.
+    let x = (this._mixA ^ Math.imul(head, 0x27d4eb2d)) >>> 0 || 1;
+    for (let i = indexes.length - 1; i > 0; i--) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const j = (x >>> 0) % (i + 1);
+      [indexes[i], indexes[j]] = [indexes[j]!, indexes[i]!];
+    }
+    this._freeList(order).push(...indexes);
   }
 
   /** Whether a folio of 2^order frames could be allocated now (hugetlb reservation at mmap). */
@@ -219,6 +253,33 @@ export class PhysMemory {
     this._pinned += count;
   }
 
+  /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length. */
+  pinRuns(pfn: Float64Array, count: Uint32Array, length: number): void {
+    const refs = this._anonRef;
+    let pages = 0;
+    for (let r = 0; r < length; r++) {
+      const start = pfn[r]!;
+      const n = count[r]!;
+      pages += n;
+      if (n === 1 && start < HUGE_BASE_PFN) {
+        // The scattered 4 KiB case, one frame per run: kept inline.
+        const chunk = refs[(start - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
+        const i = start & CHUNK_MASK;
+        const ref = chunk.length === 0 ? 0 : chunk[i]!;
+        if (ref === 0) throw new SimBugError(`pin of free frame ${start}`);
+        chunk[i] = ref + 1;
+      } else {
+        this._adjust(start, n, 1);
+      }
+    }
+    this._pinned += pages;
+  }
+
+  /** Drops the references pinRuns took. */
+  unpinRuns(pfn: Float64Array, count: Uint32Array, length: number): void {
+    for (let r = 0; r < length; r++) this.unpin(pfn[r]!, count[r]!);
+  }
+
   /** Drops the references `pin` took; frames whose last reference goes are freed. */
   unpin(pfn: number, count: number): void {
     if (count > this._pinned) throw new SimBugError(`unpin of ${count} pages with ${this._pinned} pinned`);
@@ -253,20 +314,23 @@ export class PhysMemory {
       }
       return;
     }
+    if (sign < 0) {
+      for (let at = pfn, end = pfn + count; at < end; at++) this._putAnon(at, 1);
+      return;
+    }
+    const refs = this._anonRef;
     for (let at = pfn, end = pfn + count; at < end; at++) {
-      if (sign > 0) {
-        const chunk = this._anonRef[at >>> CHUNK_SHIFT];
-        if (chunk === undefined || chunk[at & CHUNK_MASK] === 0) throw new SimBugError(`pin of free frame ${at}`);
-        chunk[at & CHUNK_MASK]!++;
-      } else {
-        this._putAnon(at, 1);
-      }
+      const chunk = refs[(at - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
+      const i = at & CHUNK_MASK;
+      const ref = chunk.length === 0 ? 0 : chunk[i]!;
+      if (ref === 0) throw new SimBugError(`pin of free frame ${at}`);
+      chunk[i] = ref + 1;
     }
   }
 
   private _putAnon(pfn: number, n: number): void {
-    const chunk = this._anonRef[pfn >>> CHUNK_SHIFT];
-    const ref = chunk === undefined ? 0 : chunk[pfn & CHUNK_MASK]!;
+    const chunk = this._anonRef[(pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT];
+    const ref = chunk === undefined || chunk.length === 0 ? 0 : chunk[pfn & CHUNK_MASK]!;
     if (ref < n) throw new SimBugError(`refcount underflow on frame ${pfn}`);
     chunk![pfn & CHUNK_MASK] = ref - n;
     if (ref !== n) return;
@@ -301,7 +365,9 @@ export class PhysMemory {
       const index = this._folioOf(pfn);
       return index < 0 ? 0 : this._folioRef[index]!;
     }
-    return this._anonRef[pfn >>> CHUNK_SHIFT]?.[pfn & CHUNK_MASK] ?? 0;
+    if (pfn < ANON_BASE_PFN) return 0;
+    const chunk = this._anonRef[(pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT];
+    return chunk === undefined || chunk.length === 0 ? 0 : chunk[pfn & CHUNK_MASK]!;
   }
 
   // ---- bytes -------------------------------------------------------------------------------------

@@ -89,27 +89,34 @@ function doMap(iommu: Type1Iommu, iovaPfn: number, pageCount: number, vaddrVpfn:
 }
 
 /**
- * vfio_pin_map_dma: pin run by run, charge locked_vm per run, map each run into every domain.
- * Runs pinned before a failure stay recorded in `dma` so that removeDma undoes them.
+ * vfio_pin_map_dma: pin batch by batch, charge locked_vm per batch, map each run into every domain.
+ * Pages of batches mapped before a failure stay recorded in `dma` so that removeDma undoes them; the
+ * failing batch undoes itself (the kernel checks RLIMIT_MEMLOCK page by page inside a batch; either way
+ * the MAP fails with ENOMEM and leaves nothing behind).
  */
 function pinAndMap(iommu: Type1Iommu, dma: Type1Dma): void {
   const mm = dma.mm;
   const domains = iommu.domainList;
   const single = iommu.kernel.params.disableHugepages;
-  let mapped = 0;
-  mm.pin(dma.vaddrVpfn, dma.pageCount, (dma.prot & IOMMU_WRITE) !== 0, (pfn, count) => {
-    // RLIMIT_MEMLOCK is checked per contiguous chunk (vfio_pin_pages_remote / vfio_lock_acct).
-    mm.accountLocked(count, dma.limitPages);
+  const prot = dma.prot;
+  mm.pin(dma.vaddrVpfn, dma.pageCount, (prot & IOMMU_WRITE) !== 0, (runs) => {
+    mm.accountLocked(runs.pages, dma.limitPages);
+    const base = dma.iovaPfn + dma.pinnedPages;
+    let iovaPfn = base;
     try {
-      mapIntoDomains(domains, dma.iovaPfn + mapped, pfn, count, dma.prot, single);
+      for (let r = 0; r < runs.length; r++) {
+        const count = runs.count[r]!;
+        mapIntoDomains(domains, iovaPfn, runs.pfn[r]!, count, prot, single);
+        iovaPfn += count;
+      }
     } catch (err) {
-      mm.unaccountLocked(count);
+      for (const domain of domains) domain.unmap(base, iovaPfn - base);
+      mm.unaccountLocked(runs.pages);
       throw err;
     }
-    mapped += count;
-    dma.pinnedPages += count;
-    dma.lockedPages += count;
-    iommu.notePinned(count);
+    dma.pinnedPages += runs.pages;
+    dma.lockedPages += runs.pages;
+    iommu.notePinned(runs.pages);
   });
 }
 
