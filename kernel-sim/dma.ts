@@ -4,12 +4,12 @@
  * allow is refused whole (nothing is read or written) with a DmaFault, and recorded in the kernel's
  * fault log, as the IOMMU's fault reporting would (dmar_fault / arm_smmu_evtq).
  */
-import { PAGE_SHIFT, PAGE_SIZE, IOMMU_READ, IOMMU_WRITE, TRANSLATE_NO_PERMISSION } from './iommu/iommu-domain';
+import { PAGE_SHIFT, PAGE_SIZE, IOMMU_READ, IOMMU_WRITE, TRANSLATE_BLOCKED, TRANSLATE_NO_PERMISSION } from './iommu/iommu-domain';
 import type { PhysMemory } from './mm/phys-mem';
 import type { PciDevice } from './pci/pci-device';
 
 /** Why the IOMMU refused a device access. */
-export type DmaFaultReason = 'no-domain' | 'unmapped' | 'permission' | 'out-of-range';
+export type DmaFaultReason = 'no-domain' | 'unmapped' | 'permission' | 'out-of-range' | 'blocked';
 
 /** One refused device access, as the IOMMU records it. */
 export interface DmaFaultRecord {
@@ -19,6 +19,8 @@ export interface DmaFaultRecord {
   readonly iova: bigint;
   readonly access: 'read' | 'write';
   readonly reason: DmaFaultReason;
+  /** The LIODN of the requester, on IOMMUs that identify requesters by LIODN. */
+  readonly liodn?: number;
 }
 
 /** A device access the IOMMU refused. */
@@ -75,7 +77,14 @@ const MAX_IOVA = (1n << 64n) - 1n;
 function translateRange(device: PciDevice, iova: bigint, length: number, write: boolean, log: DmaFaultLog): number[] {
   const access = write ? IOMMU_WRITE : IOMMU_READ;
   const fail = (at: bigint, reason: DmaFaultReason): never => {
-    const record: DmaFaultRecord = { bdf: device.bdf, group: device.group.id, iova: at, access: write ? 'write' : 'read', reason };
+    const record: DmaFaultRecord = {
+      bdf: device.bdf,
+      group: device.group.id,
+      iova: at,
+      access: write ? 'write' : 'read',
+      reason,
+      ...(device.liodn === undefined ? {} : { liodn: device.liodn }),
+    };
     log.record(record);
     throw new DmaFault(record);
   };
@@ -87,10 +96,10 @@ function translateRange(device: PciDevice, iova: bigint, length: number, write: 
   const last = Number((iova + BigInt(Math.max(length, 1)) - 1n) >> BigInt(PAGE_SHIFT));
   const pfns: number[] = [];
   for (let page = first; page <= last; page++) {
-    const pfn = domain!.translate(page, access);
+    const pfn = domain!.translate(page, access, device);
     if (pfn < 0) {
       const at = page === first ? iova : BigInt(page) << BigInt(PAGE_SHIFT);
-      fail(at, pfn === TRANSLATE_NO_PERMISSION ? 'permission' : 'unmapped');
+      fail(at, pfn === TRANSLATE_NO_PERMISSION ? 'permission' : pfn === TRANSLATE_BLOCKED ? 'blocked' : 'unmapped');
     }
     pfns.push(pfn);
   }

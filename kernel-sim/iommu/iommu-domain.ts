@@ -48,6 +48,18 @@ export interface IommuGeometry {
 /** What a device access resolves to: a frame number (>= 0) or one of these. */
 export const TRANSLATE_NO_MAPPING = -1;
 export const TRANSLATE_NO_PERMISSION = -2;
+/** The requester is blocked as a whole (a PAMU LIODN disabled after a violation, a disabled domain). */
+export const TRANSLATE_BLOCKED = -3;
+
+/**
+ * Who issues a device access, as the IOMMU identifies it: the PCI requester ID for page-table IOMMUs,
+ * the LIODN for PAMU (devices behind one PCIe controller share the controller's LIODN).
+ */
+export interface DmaRequester {
+  readonly bdf: string;
+  /** Logical I/O device number, for IOMMUs that identify requesters by LIODN. */
+  readonly liodn: number | undefined;
+}
 
 /** Called for each mapped run a walk or an unmap visits, in ascending IOVA order. */
 export type MappingVisitor = (iovaPfn: number, pfn: number, pageCount: number, prot: number) => void;
@@ -85,10 +97,11 @@ export interface IommuDomain {
   iovaToPfn(iovaPfn: number): number;
 
   /**
-   * A device access as the hardware performs it: IOTLB lookup, page walk on a miss.
-   * @returns the frame number, TRANSLATE_NO_MAPPING or TRANSLATE_NO_PERMISSION.
+   * A device access as the hardware performs it: IOTLB lookup, page walk on a miss. Models whose state
+   * is per requester (PAMU's per-LIODN enable, disabled on a violation) use `requester`.
+   * @returns the frame number, TRANSLATE_NO_MAPPING, TRANSLATE_NO_PERMISSION or TRANSLATE_BLOCKED.
    */
-  translate(iovaPfn: number, access: typeof IOMMU_READ | typeof IOMMU_WRITE): number;
+  translate(iovaPfn: number, access: typeof IOMMU_READ | typeof IOMMU_WRITE, requester?: DmaRequester): number;
 
   /** Bytes of translation tables this domain holds now. */
   tableBytes(): number;

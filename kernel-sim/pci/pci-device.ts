@@ -53,6 +53,11 @@ export interface PciDeviceSpec {
   msixBar?: number;
   /** Driver at boot: 'host' for endpoints, 'none' for bridges by default. */
   driver?: string;
+  /**
+   * Logical I/O device number, for IOMMUs that identify requesters by LIODN (PAMU). Devices behind one
+   * PCIe controller share the controller's LIODN; machines with such an IOMMU give a default.
+   */
+  liodn?: number;
 }
 
 const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
@@ -73,6 +78,8 @@ export class PciDevice {
   readonly msiVectors: number;
   readonly msixVectors: number;
   readonly msixBar: number;
+  /** LIODN of the requester (PAMU machines), else undefined. */
+  readonly liodn: number | undefined;
   /** The bound driver, or undefined. Changed only through Kernel.bindDriver. */
   driver: PciDriver | undefined;
   /** Resets performed (VFIO_DEVICE_RESET, hot reset). */
@@ -104,6 +111,7 @@ export class PciDevice {
     this.msiVectors = spec.msiVectors ?? (this.isBridge ? 0 : 1);
     this.msixVectors = spec.msixVectors ?? 0;
     this.msixBar = spec.msixBar ?? 0;
+    this.liodn = spec.liodn;
   }
 
   /** Size of PCI configuration space: 4 KiB for PCI Express, 256 bytes otherwise. */
