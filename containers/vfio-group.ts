@@ -37,6 +37,8 @@ export class VfioGroup {
   private _container: VfioContainer | undefined;
   /** 1 while a container is set, plus one per open device fd (container_users). */
   private _containerUsers = 0;
+  /** The last VFIO device went: group->iommu_group is NULL, the group's ioctls fail with ENODEV. */
+  private _removed = false;
 
   constructor(
     readonly iommuGroup: IommuGroup,
@@ -64,8 +66,9 @@ export class VfioGroup {
     return this._file;
   }
 
-  /** VFIO_GROUP_GET_STATUS flags. */
+  /** VFIO_GROUP_GET_STATUS flags. @throws SysError ENODEV (the group's last VFIO device went) */
   statusFlags(): number {
+    if (this._removed) throw sysError('ENODEV', 'the group has no VFIO device any more');
     if (this._container !== undefined) return VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     return this.iommuGroup.isDmaOwnerClaimed ? 0 : VFIO_GROUP_FLAGS_VIABLE;
   }
@@ -76,6 +79,7 @@ export class VfioGroup {
    */
   setContainer(file: SimFile): void {
     if (this._container !== undefined) throw sysError('EINVAL', 'group already has a container');
+    if (this._removed) throw sysError('ENODEV', 'the group has no VFIO device any more');
     if (file.ops !== CONTAINER_FILE_OPS) throw sysError('EBADFD', 'fd is not a VFIO container');
     const container = (file as SimFile<VfioContainer>).data;
     container.attachGroup(this);
@@ -115,6 +119,12 @@ export class VfioGroup {
     this._file!.get();
     this._containerUsers++;
     return caller.installFile(file);
+  }
+
+  /** The last VFIO device of the group was unregistered (vfio_device_remove_group): leave the container. */
+  removed(): void {
+    this._removed = true;
+    if (this._container !== undefined) this._detach();
   }
 
   /** A device fd was released (vfio_df_group_close). */

@@ -64,7 +64,17 @@ export class VfioModule implements KernelModule {
     const device = group.devices.get(pci.bdf)!;
     if (device.openCount > 0) throw sysError('EBUSY', `device ${pci.bdf} is open through VFIO`);
     group.devices.delete(pci.bdf);
-    this._groupIdle(group);
+    if (group.devices.size === 0) this._removeGroup(group);
+  }
+
+  /**
+   * The group's last VFIO device went (vfio_device_remove_group): its node goes at once, even while the
+   * group is open, and the group leaves its container. An open group fd is left without its IOMMU group.
+   */
+  private _removeGroup(group: VfioGroup): void {
+    group.removed();
+    this._groups.delete(group.iommuGroup.id);
+    this._kernel.devfs.unregister(group.path);
   }
 
   /** A group with no VFIO device and no open file goes away with its node. */
