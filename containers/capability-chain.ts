@@ -9,7 +9,7 @@
  * to the size needed, cap_offset stays 0, no cap is copied, and the call still succeeds.
  */
 import { checkOut } from './user-arg';
-import { writeU32 } from '../uapi';
+import { writeU32 } from '../uapi/codec';
 
 /** A capability chain under construction. */
 export class CapabilityChain {

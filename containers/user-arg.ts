@@ -13,7 +13,7 @@
  */
 import { sysError } from '../kernel-sim/errors';
 import type { IoctlArg } from '../kernel-sim/fs/file';
-import { readU32 } from '../uapi';
+import { readU32 } from '../uapi/codec';
 
 /** The caller's struct bytes, checked to hold at least `minsz` bytes (copy_from_user of minsz). @throws SysError EFAULT */
 export function copyIn(arg: IoctlArg, minsz: number): Uint8Array {

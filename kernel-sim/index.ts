@@ -8,3 +8,4 @@ export { DmaFault, type DmaFaultRecord, type DmaFaultReason } from './dma';
 export type { IoctlArg } from './fs/file';
 export { MACHINE_PRESETS, type MachineName, type MachineSpec, type IommuUnitSpec } from './machines';
 export type { PciDevice, PciDeviceSpec, PciBar } from './pci/pci-device';
+export { CostModel, DEFAULT_COSTS, type CostParams, type CountedWork, type ModelledTime } from './cost-model';

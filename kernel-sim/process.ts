@@ -45,7 +45,9 @@ export class Process {
   readonly mm: AddressSpace;
   private readonly _fds = new FdTable();
   private readonly _caps: Set<Capability>;
-  private _memlockLimit: bigint;
+  private readonly _hasIpcLock: boolean;
+  /** RLIMIT_MEMLOCK in pages; read on every MAP_DMA, so kept as a number. */
+  private _memlockPages: number;
   private _exited = false;
 
   constructor(
@@ -55,7 +57,8 @@ export class Process {
   ) {
     this.mm = new AddressSpace(kernel.phys, kernel.faultInjector);
     this._caps = new Set(options.capabilities ?? []);
-    this._memlockLimit = options.memlockLimit ?? DEFAULT_MEMLOCK_LIMIT;
+    this._hasIpcLock = this._caps.has('CAP_IPC_LOCK');
+    this._memlockPages = toPages(options.memlockLimit ?? DEFAULT_MEMLOCK_LIMIT);
   }
 
   get hasExited(): boolean {
@@ -68,13 +71,12 @@ export class Process {
 
   /** setrlimit(RLIMIT_MEMLOCK). */
   setMemlockLimit(bytes: bigint): void {
-    this._memlockLimit = bytes;
+    this._memlockPages = toPages(bytes);
   }
 
   /** RLIMIT_MEMLOCK in pages, or undefined when CAP_IPC_LOCK lifts the limit. */
   memlockLimitPages(): number | undefined {
-    if (this._caps.has('CAP_IPC_LOCK')) return undefined;
-    return Number(this._memlockLimit >> BigInt(PAGE_SHIFT));
+    return this._hasIpcLock ? undefined : this._memlockPages;
   }
 
   // ---- files -------------------------------------------------------------------------------------
@@ -202,6 +204,21 @@ export class Process {
     }
   }
 
+  /**
+   * The live 4 KiB data array of the page holding `vaddr` (not a copy: writes through it are the page's
+   * bytes, and DMA or writeMemory into the page shows in it), faulting the page in; `write` asks for
+   * write permission. The array stays the page's bytes while the page is mapped; after munmap or exit it
+   * must not be used. For VMM components that keep views of guest RAM.
+   * @throws SysError EFAULT (not mapped, or the mapping does not allow the access)
+   */
+  pageBytes(vaddr: bigint, write: boolean): Uint8Array {
+    try {
+      return this.mm.pageBytes(Number(vaddr >> BigInt(PAGE_SHIFT)), write);
+    } catch (err) {
+      throw enrich(err, write ? 'process_vm_writev' : 'process_vm_readv');
+    }
+  }
+
   // ---- lifetime ----------------------------------------------------------------------------------
 
   /** exit(): every fd is closed (lowest first), then the address space goes. */
@@ -216,6 +233,11 @@ export class Process {
   private _alive(): void {
     if (this._exited) throw new SimBugError(`process ${this.pid} used after exit`);
   }
+}
+
+/** A byte limit in whole 4 KiB pages (rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT). */
+function toPages(bytes: bigint): number {
+  return Number(bytes >> BigInt(PAGE_SHIFT));
 }
 
 /** Turns a page size option into log2 of 4 KiB pages. */

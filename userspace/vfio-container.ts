@@ -4,26 +4,9 @@
  * kernel raised, untouched.
  */
 import type { Process } from '../kernel-sim';
-import {
-  VFIO_CHECK_EXTENSION,
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_DMA_UNMAP_FLAG_ALL,
-  VFIO_GET_API_VERSION,
-  VFIO_IOMMU_GET_INFO,
-  VFIO_IOMMU_MAP_DMA,
-  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
-  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
-  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  VFIO_IOMMU_UNMAP_DMA,
-  VFIO_SET_IOMMU,
-  VfioIommuType1DmaMap,
-  VfioIommuType1DmaUnmap,
-  VfioIommuType1Info,
-  readU16,
-  readU32,
-  readU64,
-} from '../uapi';
+import { readU16, readU32, readU64 } from '../uapi/codec';
+import { VFIO_CHECK_EXTENSION, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU } from '../uapi/vfio';
+import { VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info } from '../uapi/vfio-structs';
 
 /** A usable IOVA range as GET_INFO reports it; `last` is inclusive. */
 export interface IovaRangeInfo {

@@ -2,16 +2,9 @@
  * Typed helpers over the device ioctls.
  */
 import type { Process } from '../kernel-sim';
-import {
-  VFIO_DEVICE_GET_INFO,
-  VFIO_DEVICE_GET_IRQ_INFO,
-  VFIO_DEVICE_GET_REGION_INFO,
-  VFIO_DEVICE_RESET,
-  VfioDeviceInfo,
-  VfioIrqInfo,
-  VfioRegionInfo,
-  type DecodedOf,
-} from '../uapi';
+import { type DecodedOf } from '../uapi/codec';
+import { VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_RESET } from '../uapi/vfio';
+import { VfioDeviceInfo, VfioIrqInfo, VfioRegionInfo } from '../uapi/vfio-structs';
 
 /** An open VFIO device fd. */
 export class VfioDevice {

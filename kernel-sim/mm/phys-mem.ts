@@ -47,7 +47,11 @@ export interface PhysMemoryStats {
   anonFramesInUse: number;
   hugeFoliosInUse: number;
   hugePagesInUse: number;
+  /** Pages pinned now. */
   pinnedPages: number;
+  /** Pages ever pinned / unpinned (cumulative, for cost models and reports). */
+  pinnedTotal: number;
+  unpinnedTotal: number;
   pagesWithData: number;
 }
 
@@ -61,6 +65,8 @@ export class PhysMemory {
   // Indexed by (pfn - ANON_BASE_PFN) >>> CHUNK_SHIFT; a dense array whose untouched slots all hold
   // the shared empty sentinel, so element access stays monomorphic and fast.
   private readonly _anonRef: Uint32Array[];
+  /** log2 of the scatter block: 4096 frames, or the whole zone when it is smaller. */
+  private readonly _blockBits: number;
   private readonly _mixA: number;
   private readonly _mixB: number;
   private _anonNext = 0;
@@ -79,6 +85,8 @@ export class PhysMemory {
   private _hugeFoliosInUse = 0;
 
   private _pinned = 0;
+  private _pinnedTotal = 0;
+  private _unpinnedTotal = 0;
   private readonly _data = new Map<number, Uint8Array>();
 
   constructor(options: PhysMemoryOptions = {}) {
@@ -89,6 +97,7 @@ export class PhysMemory {
       throw new RangeError('anonBytes must be a power of two between 4 KiB and 4 TiB');
     }
     this.anonFrames = anonFrames;
+    this._blockBits = Math.min(CHUNK_SHIFT, Math.log2(anonFrames));
     this._anonRef = new Array<Uint32Array>(Math.ceil(anonFrames / CHUNK_FRAMES)).fill(EMPTY_CHUNK);
     this.hugeFrames = Number(hugeBytes >> BigInt(PAGE_SHIFT));
     // Odd multipliers make each multiply step a bijection modulo 2^bits.
@@ -124,14 +133,16 @@ export class PhysMemory {
    * [0, 4096) (multiply by odd constants and xor-shift modulo 2^12, salted per block).
    */
   private _scatter(index: number): number {
-    const block = index >>> CHUNK_SHIFT;
-    const mask = CHUNK_MASK;
+    const bits = this._blockBits;
+    const block = index >>> bits;
+    const mask = (1 << bits) - 1;
+    if (bits === 0) return index;
     let x = (index ^ Math.imul(block, 0x9e37)) & mask;
     x = Math.imul(x, this._mixA) & mask;
-    x ^= x >>> 7;
+    x ^= x >>> ((bits >>> 1) + 1);
     x = Math.imul(x, this._mixB) & mask;
-    x ^= x >>> 5;
-    return block * CHUNK_FRAMES + x;
+    x ^= x >>> ((bits >>> 2) + 1);
+    return block * (mask + 1) + x;
   }
 
   private _anonChunk(pfn: number): Uint32Array {
@@ -251,6 +262,7 @@ export class PhysMemory {
   pin(pfn: number, count: number): void {
     this._adjust(pfn, count, 1);
     this._pinned += count;
+    this._pinnedTotal += count;
   }
 
   /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length. */
@@ -273,6 +285,7 @@ export class PhysMemory {
       }
     }
     this._pinned += pages;
+    this._pinnedTotal += pages;
   }
 
   /** Drops the references pinRuns took. */
@@ -285,6 +298,7 @@ export class PhysMemory {
     if (count > this._pinned) throw new SimBugError(`unpin of ${count} pages with ${this._pinned} pinned`);
     this._adjust(pfn, count, -1);
     this._pinned -= count;
+    this._unpinnedTotal += count;
   }
 
   /** Drops the mapping reference of an anonymous frame or a whole folio (munmap, exit). */
@@ -389,12 +403,29 @@ export class PhysMemory {
     page.set(src.subarray(srcOffset, srcOffset + length), offset);
   }
 
+  /**
+   * The live 4 KiB byte array of frame `pfn`, created (zeroed) on first use; reads and writes through
+   * `read`/`write` (process memory, device DMA) see the same bytes. For callers that keep a view of a
+   * page instead of copying (the VMM's guest RAM). The array belongs to the frame until the frame is
+   * freed: a caller that keeps it must hold a reference (a mapping or a pin) for as long.
+   */
+  pageData(pfn: number): Uint8Array {
+    let page = this._data.get(pfn);
+    if (page === undefined) {
+      page = new Uint8Array(PAGE_SIZE);
+      this._data.set(pfn, page);
+    }
+    return page;
+  }
+
   stats(): PhysMemoryStats {
     return {
       anonFramesInUse: this._anonInUse,
       hugeFoliosInUse: this._hugeFoliosInUse,
       hugePagesInUse: this._hugeInUsePages,
       pinnedPages: this._pinned,
+      pinnedTotal: this._pinnedTotal,
+      unpinnedTotal: this._unpinnedTotal,
       pagesWithData: this._data.size,
     };
   }

@@ -9,7 +9,7 @@
  */
 import { sysError } from '../../../kernel-sim/errors';
 import type { Process } from '../../../kernel-sim/process';
-import { DIRTY_BITMAP_SIZE_MAX } from '../../../uapi';
+import { DIRTY_BITMAP_SIZE_MAX } from '../../../uapi/vfio';
 
 /** x86-64 TASK_SIZE_MAX: the top of user addresses (access_ok). */
 const TASK_SIZE_MAX = (1n << 47n) - 4096n;

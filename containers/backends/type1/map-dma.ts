@@ -19,14 +19,10 @@ import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../kernel-sim/iommu/iommu-domain';
 import type { Process } from '../../../kernel-sim/process';
-import {
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_VADDR,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_IOMMU_TYPE1_DMA_MAP_MINSZ,
-} from '../../../uapi';
+import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from '../../../uapi/vfio';
+import { VFIO_IOMMU_TYPE1_DMA_MAP_MINSZ } from '../../../uapi/vfio-structs';
 import { copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
-import { readU32 } from '../../../uapi';
+import { readU32 } from '../../../uapi/codec';
 import { fitsOneRange } from '../common/iova-ranges';
 import { mapIntoDomains } from '../common/pinned-mapping';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';

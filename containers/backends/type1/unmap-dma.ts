@@ -16,14 +16,10 @@
 import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import type { Process } from '../../../kernel-sim/process';
-import {
-  VFIO_DMA_UNMAP_FLAG_ALL,
-  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-  VFIO_DMA_UNMAP_FLAG_VADDR,
-  VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ,
-} from '../../../uapi';
+import { VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR } from '../../../uapi/vfio';
+import { VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ } from '../../../uapi/vfio-structs';
 import { checkOut, copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
-import { readU32, readU64, writeU32 } from '../../../uapi';
+import { readU32, readU64, writeU32 } from '../../../uapi/codec';
 import { smallestPageShift } from '../common/iova-ranges';
 import { bitmapAccessOk, bitmapSizeOk, setUserBits, type UserBitmap } from './dirty-bitmap';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';

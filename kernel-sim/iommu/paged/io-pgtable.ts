@@ -257,7 +257,7 @@ export class IoPgtable {
   }
 
   /**
-   * Clears every leaf in [iovaPfn, iovaPfn + pageCount) and frees the tables this empties. `visit` sees
+   * Clears every leaf in [iovaPfn, iovaPfn + pageCount) and frees the tables the range covers whole. `visit` sees
    * the removed runs in ascending IOVA order, adjacent leaves that are contiguous in IOVA and phys with the
    * same prot merged into one call. Does not touch any TLB.
    * @returns the number of 4 KiB pages cleared.
@@ -272,8 +272,8 @@ export class IoPgtable {
       // The page-by-page case: reach the leaf table through the cache (or one walk that fills it).
       const t = this._findTable(iovaPfn, 0, false);
       if (t === -1) return 0;
-      if (t >= 0 && this._live[t]! > 1) {
-        // The table stays non-empty, so there is nothing to free: clear the one descriptor here.
+      if (t >= 0) {
+        // One page never covers a whole table, so nothing is freed: clear the one descriptor here.
         const tab = this._tables[t]!;
         const i = iovaPfn & IDX_MASK;
         const e = tab[i]!;
@@ -288,7 +288,7 @@ export class IoPgtable {
         }
         return 1;
       }
-      // A block covers the page (the general path reports the cut), or the table would empty.
+      // A block covers the page: the general path reports the cut.
     }
 
     const end = Math.min(iovaPfn + pageCount, this._iovaPfnEnd);
@@ -386,6 +386,31 @@ export class IoPgtable {
    * One pass of `map` over the greedy leaf plan. `write` false: check that every target descriptor is
    * empty and no block covers the run (throws EEXIST, changes nothing). `write` true: allocate and write.
    */
+  /** Whether no leaf is mapped anywhere below table `t`. */
+  private _subtreeEmpty(t: number): boolean {
+    if (this._live[t] === 0) return true;
+    const tab = this._tables[t]!;
+    for (let k = 0; k < PTES_PER_TABLE; k++) {
+      const ent = tab[k]!;
+      if (ent > 0 || (ent < 0 && !this._subtreeEmpty(-ent - 1))) return false;
+    }
+    return true;
+  }
+
+  /** Frees table `t` and every table below it (all of them hold no leaf). */
+  private _freeSubtree(t: number): void {
+    const tab = this._tables[t]!;
+    for (let k = 0; k < PTES_PER_TABLE; k++) {
+      const ent = tab[k]!;
+      if (ent < 0) {
+        this._freeSubtree(-ent - 1);
+        tab[k] = 0;
+      }
+    }
+    this._live[t] = 0;
+    this._freeTable(t);
+  }
+
   private _mapRun(iovaPfn: number, pfn: number, pageCount: number, prot: number, write: boolean): void {
     let iova = iovaPfn;
     let phys = pfn;
@@ -408,13 +433,27 @@ export class IoPgtable {
         if (t >= 0) {
           const tab = this._tables[t]!;
           for (let k = idx; k < idx + n; k++) {
-            if (tab[k] !== 0) throw sysError('EEXIST', 'iova range overlaps a mapping');
+            const ent = tab[k]!;
+            // A table where a block goes is fine while nothing below it is mapped (see the write pass).
+            if (ent > 0 || (ent < 0 && !this._subtreeEmpty(-ent - 1))) throw sysError('EEXIST', 'iova range overlaps a mapping');
           }
         }
       } else {
         const t = this._findTable(iova, level, true);
         if (t < 0) throw new SimBugError('io-pgtable map: a block appeared between check and write');
         const tab = this._tables[t]!;
+        if (level > 0) {
+          // Replace empty lower tables by the block, as arm_lpae_init_pte and Intel's __domain_mapping
+          // free old small-page tables to make room for a superpage.
+          for (let k = idx; k < idx + n; k++) {
+            const ent = tab[k]!;
+            if (ent < 0) {
+              this._freeSubtree(-ent - 1);
+              tab[k] = 0;
+              this._live[t] = this._live[t]! - 1;
+            }
+          }
+        }
         let e = phys * 4 + prot;
         const step = span * 4;
         for (let k = idx; k < idx + n; k++, e += step) tab[k] = e;
@@ -499,7 +538,7 @@ export class IoPgtable {
 
   /**
    * Depth-first, ascending traversal of [s, e) that visits leaves (merged into runs) and, with `clear`,
-   * clears them and frees every table left empty. Iterative with a per-level stack: no recursion, no
+   * clears them and frees every table the range covers whole. Iterative with a per-level stack: no recursion, no
    * allocation. Returns the pages cleared (0 without `clear`).
    */
   private _traverse(s: number, e: number, clear: boolean, visit: MappingVisitor | undefined): number {
@@ -591,8 +630,11 @@ export class IoPgtable {
       base = stBase[level]!;
       span = SPAN[level]!;
       tab = tables[t]!;
-      if (clear && live[child] === 0) {
-        // The unmap emptied it: free it and clear the pointer (__arm_lpae_unmap on a whole table range).
+      const childBase = base + i * span;
+      if (clear && s <= childBase && e >= childBase + span) {
+        // The range covers the whole table: free it and clear the pointer, as __arm_lpae_unmap does for a
+        // table-sized range and Intel's domain_unmap for tables inside [start, last]. A table the range
+        // only partly covers stays, even when empty, so map/unmap of single pages does not churn tables.
         tab[i] = 0;
         live[t] = live[t]! - 1;
         this._freeTable(child);

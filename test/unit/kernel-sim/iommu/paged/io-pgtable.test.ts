@@ -383,7 +383,7 @@ describe('IoPgtable unmap and walk visiting', () => {
 });
 
 describe('IoPgtable table freeing', () => {
-  it('frees each table an unmap empties, up to but not including the root', () => {
+  it('frees a table only when the unmap covers its whole span (domain_unmap, __arm_lpae_unmap), never the root', () => {
     const stats = new IoPgtableStats();
     const pt = new IoPgtable({}, stats);
     pt.map(0, 1, 1, RW);
@@ -391,9 +391,23 @@ describe('IoPgtable table freeing', () => {
     pt.map(P2M, 2, 1, RW); // another leaf table under the same level-1 table
     expect(pt.tableCount()).toBe(5);
     expect(pt.unmap(0, 1)).toBe(1);
-    expect([pt.tableCount(), stats.tablesFreed]).toEqual([4, 1]);
-    expect(pt.unmap(P2M, 1)).toBe(1);
+    expect([pt.tableCount(), stats.tablesFreed]).toEqual([5, 0]); // a page does not cover its table
+    expect(pt.unmap(0, 2 * P2M)).toBe(1);
+    expect([pt.tableCount(), stats.tablesFreed]).toEqual([3, 2]); // both leaf tables covered whole
+    expect(pt.unmap(0, P1G)).toBe(0);
+    expect([pt.tableCount(), stats.tablesFreed]).toEqual([2, 3]); // the level-1 table covered whole
+    expect(pt.unmap(0, 512 * P1G)).toBe(0);
     expect([pt.tableCount(), stats.tablesFreed, pt.tableBytes()]).toEqual([1, 4, 4096]);
+  });
+
+  it('maps and unmaps single pages without allocating or freeing tables after the first', () => {
+    const stats = new IoPgtableStats();
+    const pt = new IoPgtable({}, stats);
+    for (let round = 0; round < 3; round++) {
+      pt.map(0x100, 7, 1, RW);
+      expect(pt.unmap(0x100, 1)).toBe(1);
+    }
+    expect([stats.tablesAllocated, stats.tablesFreed, pt.tableCount()]).toEqual([4, 0, 4]);
   });
 
   it('keeps a leaf table while it still holds a page', () => {
@@ -404,22 +418,31 @@ describe('IoPgtable table freeing', () => {
     expect(pt.iovaToPfn(1)).toBe(2);
   });
 
-  it('frees the level-1 and level-2 tables when their only 2M leaf goes', () => {
+  it('keeps the tables above a 2M leaf when the unmap covers only that leaf', () => {
     const stats = new IoPgtableStats();
     const pt = new IoPgtable({}, stats);
     pt.map(P2M, 0, P2M, RW);
     expect(pt.tableCount()).toBe(3);
     pt.unmap(P2M, P2M);
-    expect([pt.tableCount(), stats.tablesFreed]).toEqual([1, 2]);
+    expect([pt.tableCount(), stats.tablesFreed]).toEqual([3, 0]);
   });
 
-  it('maps again into freed tables (a superpage where an emptied table was)', () => {
-    const pt = new IoPgtable();
+  it('replaces an emptied leaf table by a superpage (arm_lpae_init_pte frees it first)', () => {
+    const stats = new IoPgtableStats();
+    const pt = new IoPgtable({}, stats);
     pt.map(P2M + 3, 0, 1, RW);
     pt.unmap(P2M + 3, 1);
+    expect(pt.tableCount()).toBe(4); // the emptied leaf table stays
     pt.map(P2M, 0, P2M, RW);
     expect(pt.iovaToPfn(P2M + 3)).toBe(3);
-    expect(pt.tableCount()).toBe(3);
+    expect([pt.tableCount(), stats.tablesFreed, stats.leafWritten[1]]).toEqual([3, 1, 1]);
+  });
+
+  it('refuses a superpage over a table that still holds a page, and changes nothing', () => {
+    const pt = new IoPgtable();
+    pt.map(P2M + 3, 9, 1, RW);
+    expect(() => pt.map(P2M, 0, P2M, RW)).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+    expect([pt.iovaToPfn(P2M + 3), pt.iovaToPfn(P2M), pt.tableCount()]).toEqual([9, -1, 4]);
   });
 
   it('releases every table on free and refuses further use', () => {

@@ -1,0 +1,109 @@
+/**
+ * The benchmark harness: medians of timed samples for one-shot scenarios (a 1 GiB MAP_DMA), Benchmark.js
+ * for throughput (ops/s with its relative margin of error), the raw typed-array limit measured in the
+ * same run, and the environment each result was measured in.
+ *
+ * Benchmarks are scripts, not timed tests: nothing here asserts; the report says whether a target was met.
+ */
+import Benchmark from 'benchmark';
+import { cpus, platform, totalmem } from 'node:os';
+import { execSync } from 'node:child_process';
+
+/** Where and how a run was measured. */
+export interface BenchEnvironment {
+  node: string;
+  cpu: string;
+  cores: number;
+  platform: string;
+  memoryBytes: number;
+  gitSha: string | undefined;
+  date: string;
+  smoke: boolean;
+}
+
+export function environment(smoke: boolean): BenchEnvironment {
+  let gitSha: string | undefined;
+  try {
+    gitSha = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    gitSha = undefined;
+  }
+  return {
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    platform: platform(),
+    memoryBytes: totalmem(),
+    gitSha,
+    date: new Date().toISOString(),
+    smoke,
+  };
+}
+
+/** Summary of timed samples, in milliseconds. */
+export interface Samples {
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  count: number;
+}
+
+/** Runs `prepare` (untimed), times `op`, then `cleanup` (untimed), `count` times after `warmup` rounds. */
+export function sample(count: number, warmup: number, op: () => void, prepare?: () => void, cleanup?: () => void): Samples {
+  const times: number[] = [];
+  for (let i = 0; i < warmup + count; i++) {
+    prepare?.();
+    const t0 = process.hrtime.bigint();
+    op();
+    const t1 = process.hrtime.bigint();
+    cleanup?.();
+    if (i >= warmup) times.push(Number(t1 - t0) / 1e6);
+  }
+  return summarize(times);
+}
+
+export function summarize(times: number[]): Samples {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { medianMs: median, minMs: sorted[0]!, maxMs: sorted[sorted.length - 1]!, count: sorted.length };
+}
+
+/** Throughput of `fn` measured by Benchmark.js. */
+export interface Throughput {
+  hz: number;
+  rmePercent: number;
+  samples: number;
+}
+
+export function throughput(name: string, fn: () => void, maxTimeSeconds: number): Throughput {
+  // Benchmark.js decompiles `fn` unless told not to; closures over local state need the plain call.
+  const bench = new Benchmark(name, fn, { maxTime: maxTimeSeconds, minSamples: 5, initCount: 1 });
+  (bench as unknown as { options: { defer: boolean } }).options.defer = false;
+  bench.run({ async: false });
+  if (bench.error !== undefined) throw bench.error;
+  return { hz: bench.hz, rmePercent: bench.stats.rme, samples: bench.stats.sample.length };
+}
+
+/** The raw limit: a plain typed-array loop storing `entries` page-table-like entries. */
+export function rawStore(entries: number, count: number): Samples {
+  const table = new Float64Array(entries);
+  let sink = 0;
+  const result = sample(count, 3, () => {
+    for (let i = 0; i < entries; i++) table[i] = i * 4 + 3;
+    sink += table[entries - 1]!;
+  });
+  if (sink === -1) console.log(sink); // keeps the stores observable
+  return result;
+}
+
+/** Heap plus array buffers after a full gc (needs --expose-gc). */
+export function memoryAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) {
+    gc();
+    gc();
+  }
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
