@@ -10,7 +10,13 @@
 import { SimBugError, sysError } from '../kernel-sim/errors';
 import type { FileOps, IoctlArg, SimFile } from '../kernel-sim/fs/file';
 import type { Process } from '../kernel-sim/process';
-import { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_CONTAINER_IOCTL_NAMES, VFIO_GET_API_VERSION, VFIO_SET_IOMMU } from '../uapi/vfio';
+import {
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_CONTAINER_IOCTL_NAMES,
+  VFIO_GET_API_VERSION,
+  VFIO_SET_IOMMU,
+} from '../uapi/vfio';
 import type { BackendRegistry, VfioIommuBackend, VfioIommuBackendInstance } from './backend';
 import type { VfioGroup } from './vfio-group';
 import type { Kernel } from '../kernel-sim/kernel';

@@ -19,13 +19,13 @@ import {
   VFIO_GROUP_GET_STATUS,
   VFIO_GROUP_IOCTL_NAMES,
   VFIO_GROUP_SET_CONTAINER,
-  VFIO_GROUP_STATUS_MINSZ,
   VFIO_GROUP_UNSET_CONTAINER,
-} from '../uapi';
+} from '../uapi/vfio';
+import { VFIO_GROUP_STATUS_MINSZ } from '../uapi/vfio-structs';
 import { CONTAINER_FILE_OPS, type VfioContainer } from './vfio-container';
 import { DEVICE_FILE_OPS, type VfioDevice } from './vfio-device';
 import { checkOut, copyIn } from './user-arg';
-import { readU32, writeU32 } from '../uapi';
+import { readU32, writeU32 } from '../uapi/codec';
 
 const PAGE_SIZE = 4096;
 

@@ -3,7 +3,12 @@
  */
 import type { Process } from '../kernel-sim';
 import { type DecodedOf } from '../uapi/codec';
-import { VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_RESET } from '../uapi/vfio';
+import {
+  VFIO_DEVICE_GET_INFO,
+  VFIO_DEVICE_GET_IRQ_INFO,
+  VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_RESET,
+} from '../uapi/vfio';
 import { VfioDeviceInfo, VfioIrqInfo, VfioRegionInfo } from '../uapi/vfio-structs';
 
 /** An open VFIO device fd. */

@@ -3,7 +3,14 @@
  */
 import type { Process } from '../kernel-sim';
 import { writeU32 } from '../uapi/codec';
-import { VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from '../uapi/vfio';
+import {
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+} from '../uapi/vfio';
 import { VfioGroupStatus } from '../uapi/vfio-structs';
 import type { VfioContainer } from './vfio-container';
 import { VfioDevice } from './vfio-device';

@@ -12,7 +12,11 @@
 import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import type { Process } from '../../../kernel-sim/process';
-import { VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, VFIO_IOMMU_DIRTY_PAGES_FLAG_START, VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP } from '../../../uapi/vfio';
+import {
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_START,
+  VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
+} from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_DIRTY_BITMAP_MINSZ } from '../../../uapi/vfio-structs';
 import { copyIn } from '../../user-arg';
 import { readU32, readU64 } from '../../../uapi/codec';

@@ -11,7 +11,14 @@
  */
 import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
-import { DIRTY_BITMAP_SIZE_MAX, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL } from '../../../uapi/vfio';
+import {
+  DIRTY_BITMAP_SIZE_MAX,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+} from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_INFO_MINSZ } from '../../../uapi/vfio-structs';
 import { CapabilityChain, placeCaps } from '../../capability-chain';
 import { checkOut, copyIn } from '../../user-arg';

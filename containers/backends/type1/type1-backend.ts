@@ -3,7 +3,12 @@
  * container has chosen it, and opens a Type1Iommu for VFIO_TYPE1_IOMMU (v1) or VFIO_TYPE1v2_IOMMU (v2).
  */
 import { sysError } from '../../../kernel-sim/errors';
-import { __VFIO_RESERVED_TYPE1_NESTING_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL } from '../../../uapi/vfio';
+import {
+  __VFIO_RESERVED_TYPE1_NESTING_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+} from '../../../uapi/vfio';
 import type { BackendContext, VfioIommuBackend } from '../../backend';
 import { Type1Iommu } from './type1-iommu';
 

@@ -18,10 +18,27 @@ import type { IommuGroup } from '../../../kernel-sim/iommu/iommu-group';
 import type { Kernel } from '../../../kernel-sim/kernel';
 import type { AddressSpace } from '../../../kernel-sim/mm/address-space';
 import type { Process } from '../../../kernel-sim/process';
-import { VFIO_CONTAINER_IOCTL_NAMES, VFIO_DMA_CC_IOMMU, VFIO_IOMMU_DIRTY_PAGES, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR } from '../../../uapi/vfio';
+import {
+  VFIO_CONTAINER_IOCTL_NAMES,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_UPDATE_VADDR,
+} from '../../../uapi/vfio';
 import type { VfioIommuBackendInstance } from '../../backend';
 import { DmaTree, type DmaRange } from '../common/dma-tree';
-import { hitsReserved, intersectPgsizes, smallestPageShift, usableIovaRanges, type IovaRange } from '../common/iova-ranges';
+import {
+  hitsReserved,
+  intersectPgsizes,
+  smallestPageShift,
+  usableIovaRanges,
+  type IovaRange,
+} from '../common/iova-ranges';
 import { mapIntoDomain, unmapAndUnpin } from '../common/pinned-mapping';
 import { type1IoctlDirtyPages } from './dirty-pages';
 import { type1IoctlGetInfo } from './get-info';

@@ -16,7 +16,11 @@
 import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import type { Process } from '../../../kernel-sim/process';
-import { VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR } from '../../../uapi/vfio';
+import {
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+} from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ } from '../../../uapi/vfio-structs';
 import { checkOut, copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
 import { readU32, readU64, writeU32 } from '../../../uapi/codec';
