@@ -13,7 +13,8 @@ import { FaultInjector } from './fault-injector';
 import type { IommuHardware } from './iommu/iommu-domain';
 import { IommuGroup } from './iommu/iommu-group';
 import { PagedIommu } from './iommu/paged/paged-iommu';
-import { machinePreset, type IommuUnitSpec, type MachineName, type MachineSpec } from './machines';
+import { WindowedIommu } from './iommu/windowed/windowed-iommu';
+import { machinePreset, pciControllerLiodn, type IommuUnitSpec, type MachineName, type MachineSpec } from './machines';
 import type { AddressSpace } from './mm/address-space';
 import { PhysMemory, type PhysMemoryOptions } from './mm/phys-mem';
 import { PciDevice, type PciDeviceSpec } from './pci/pci-device';
@@ -128,7 +129,9 @@ export class Kernel {
     } else if (group.hardware !== hardware) {
       throw new RangeError(`group ${spec.group} would span two IOMMU units`);
     }
-    const device = new PciDevice(spec, group, { phys: this.phys, faults: this.dmaFaultLog });
+    // PAMU identifies requesters by LIODN: a device without one uses its PCIe controller's.
+    const liodn = spec.liodn ?? (unit.model === 'windowed' ? pciControllerLiodn(spec.bdf) : undefined);
+    const device = new PciDevice({ ...spec, liodn }, group, { phys: this.phys, faults: this.dmaFaultLog });
     group.devices.push(device);
     this._devices.set(spec.bdf, device);
   }
@@ -293,6 +296,8 @@ function createHardware(unit: IommuUnitSpec): IommuHardware {
         iotlbEntries: unit.iotlbEntries,
         enforceCacheCoherency: unit.enforceCacheCoherency,
       });
+    case 'windowed':
+      return new WindowedIommu({ name: unit.name, params: unit.params });
     case 'custom':
       return unit.create();
   }

@@ -8,9 +8,15 @@
  * - `x86-vtd-no-ir`: the same without interrupt remapping, to exercise allow_unsafe_interrupts.
  * - `arm-smmuv3`: SMMUv3 stage-1 tables with a 4K granule (0x40201000), 48-bit aperture, the software
  *   MSI window 0x8000000 + 1 MiB (IOMMU_RESV_SW_MSI, MSI_IOVA_BASE/LENGTH), ITS MSI isolation.
- * Windowed (PAMU) presets join in the windowed model's issue.
+ * - `fsl-p4080`, `fsl-t4240`: Freescale QorIQ with the PAMU windowed IOMMU (PAMU_PARAMS: 36-bit IOVA, up
+ *   to 256 sub-windows, 0x500 PPAACEs, 0x800 SPAACEs), no reserved regions. The unit says isolatedMsi
+ *   so type1-style checks do not interfere: MSI bank isolation (one bank per container) is enforced by
+ *   the type2 backend with the MSI bank model. PCI devices without a `liodn` get their controller's
+ *   (`pciControllerLiodn`).
  */
 import type { IommuHardware, ReservedRegion } from './iommu/iommu-domain';
+import type { WindowedIommuParams } from './iommu/windowed-domain';
+import { PAMU_PARAMS } from './iommu/windowed/windowed-iommu';
 import type { PhysMemoryOptions } from './mm/phys-mem';
 
 /** A page-table IOMMU unit (the paged hardware model). */
@@ -25,6 +31,14 @@ export interface PagedIommuUnitSpec {
   readonly enforceCacheCoherency: boolean;
 }
 
+/** A windowed IOMMU unit (the PAMU-like hardware model, iommu/windowed/). */
+export interface WindowedIommuUnitSpec {
+  readonly model: 'windowed';
+  /** Driver name, e.g. 'fsl-pamu'. */
+  readonly name: string;
+  readonly params: WindowedIommuParams;
+}
+
 /** Any other hardware model: the kernel calls `create` once per machine. */
 export interface CustomIommuUnitSpec {
   readonly model: 'custom';
@@ -33,7 +47,7 @@ export interface CustomIommuUnitSpec {
 }
 
 /** One IOMMU unit and what the platform says about the devices behind it. */
-export type IommuUnitSpec = (PagedIommuUnitSpec | CustomIommuUnitSpec) & {
+export type IommuUnitSpec = (PagedIommuUnitSpec | WindowedIommuUnitSpec | CustomIommuUnitSpec) & {
   /** Regions reserved for every group behind this unit. */
   readonly reservedRegions: readonly ReservedRegion[];
   /** MSI writes from these devices are isolated (interrupt remapping / ITS). */
@@ -65,6 +79,32 @@ const VTD_UNIT: IommuUnitSpec = {
   isolatedMsi: true,
 };
 
+/** A PAMU (reference/pamu-windowed.md §5): P4080 and T4240 have the same PAACT sizes and window limits. */
+const PAMU_UNIT: IommuUnitSpec = {
+  model: 'windowed',
+  name: 'fsl-pamu',
+  params: PAMU_PARAMS,
+  reservedRegions: [],
+  isolatedMsi: true,
+};
+
+/** First LIODN of the PCIe controllers in the simulator's convention (see `pciControllerLiodn`). */
+export const PCI_CONTROLLER_LIODN_BASE = 0x100;
+
+/**
+ * The LIODN of a PCI function's PCIe controller on a windowed (PAMU) machine. On QorIQ each PCIe
+ * controller is its own PCI domain, and every device behind it uses the controller's LIODN
+ * (fsl_pamu_domain.c "Use LIODN of the PCI controller"); the simulator numbers them
+ * PCI_CONTROLLER_LIODN_BASE + PCI domain (0000:xx → 0x100, 0001:xx → 0x101). A simulator convention,
+ * not U-Boot's table.
+ * @throws RangeError when `bdf` does not start with a 4-digit hex PCI domain
+ */
+export function pciControllerLiodn(bdf: string): number {
+  const domain = /^([0-9a-f]{4}):/.exec(bdf)?.[1];
+  if (domain === undefined) throw new RangeError(`'${bdf}' is not a PCI address (dddd:bb:dd.f, lower-case hex)`);
+  return PCI_CONTROLLER_LIODN_BASE + parseInt(domain, 16);
+}
+
 /** The built-in presets by name. */
 export const MACHINE_PRESETS = {
   'x86-vtd': {
@@ -94,6 +134,18 @@ export const MACHINE_PRESETS = {
         isolatedMsi: true,
       },
     ],
+    memory: {},
+  },
+  'fsl-p4080': {
+    name: 'fsl-p4080',
+    description: 'Freescale QorIQ P4080 (e500mc): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 3 MPIC MSI banks',
+    iommus: [PAMU_UNIT],
+    memory: {},
+  },
+  'fsl-t4240': {
+    name: 'fsl-t4240',
+    description: 'Freescale QorIQ T4240 (e6500): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 4 MPIC v4.3 MSI banks',
+    iommus: [PAMU_UNIT],
     memory: {},
   },
 } as const satisfies Record<string, MachineSpec>;

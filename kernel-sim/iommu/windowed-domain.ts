@@ -70,13 +70,21 @@ export interface WindowOps {
   /** The PAMU enable attribute. @throws SysError ENODEV (enabling with no valid window) */
   setEnabled(enabled: boolean): void;
   isEnabled(): boolean;
-  /** Re-enables a requester disabled after an access violation. */
+  /** Re-enables a requester disabled after an access violation. @throws SysError EINVAL (LIODN not attached here) */
   reenableRequester(liodn: number): void;
 }
 
 /** A domain with the window capability. */
 export interface WindowedDomain extends IommuDomain {
   readonly windows: WindowOps;
+  /**
+   * Attaches requesters (the LIODNs of a group's devices) when the group attaches; each occurrence is one
+   * attachment. All or nothing. @throws SysError EINVAL (LIODN ≥ primaryEntries), EBUSY (held by another
+   * domain), ENOSPC (secondary pool)
+   */
+  attachLiodns(liodns: readonly number[]): void;
+  /** Undoes `attachLiodns` with the same list when the group detaches. */
+  detachLiodns(liodns: readonly number[]): void;
 }
 
 /** Whether a domain offers windows. */
