@@ -20,6 +20,7 @@ import {
 import { VFIO_IOMMU_TYPE1_DIRTY_BITMAP_MINSZ } from '../../../uapi/vfio-structs';
 import { copyIn } from '../../user-arg';
 import { readU32, readU64 } from '../../../uapi/codec';
+import { assertNoSplit } from '../common/dma-unmap-range';
 import { smallestPageShift } from '../common/iova-ranges';
 import { bitmapAccessOk, bitmapSizeOk, setUserBits, type UserBitmap } from './dirty-bitmap';
 import type { Type1Iommu } from './type1-iommu';
@@ -61,10 +62,7 @@ function getBitmap(iommu: Type1Iommu, arg: IoctlArg, argsz: number, caller: Proc
   if (!iommu.dirtyTracking) throw sysError('EINVAL', 'dirty tracking is not started');
   const start = Number(iova >> 12n);
   const end = start + Number(size >> 12n);
-  const head = iommu.dmas.find(start);
-  if (head !== undefined && head.iovaPfn !== start) throw sysError('EINVAL', 'range starts inside a mapping');
-  const tail = iommu.dmas.find(end - 1);
-  if (tail !== undefined && tail.iovaPfn + tail.pageCount !== end) throw sysError('EINVAL', 'range ends inside a mapping');
+  assertNoSplit(iommu.dmas, start, end);
   const min = iommu.minPages;
   for (const dma of iommu.dmas.overlapping(start, end - start)) {
     setUserBits(caller, bitmap, (dma.iovaPfn - start) / min, dma.pageCount / min);

@@ -2,9 +2,7 @@
  * VFIO_IOMMU_MAP_DMA on type1 (vfio_iommu_type1_map_dma, vfio_dma_do_map), with the checks in the order
  * of current upstream (reference/vfio-uapi.md §5, the ≥6.18 order with EOVERFLOW for wrapping ranges):
  *
- *  1. fewer than 32 bytes readable → EFAULT
- *  2. argsz < 32, unknown flags → EINVAL
- *  4. size 0 → EINVAL; iova or vaddr range wraps past 2^64 → EOVERFLOW
+ *  1–4. decoding, shared by every backend (../common/dma-map-args): EFAULT, EINVAL, EOVERFLOW
  *  5. neither READ nor WRITE without VADDR, or VADDR with READ/WRITE → EINVAL
  *  6. iova, size or vaddr not aligned to the smallest page → EINVAL
  *  7. VADDR: no mapping → ENOENT; not the exact invalidated mapping → EINVAL; else the vaddr is updated.
@@ -20,32 +18,16 @@ import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../kernel-sim/iommu/iommu-domain';
 import type { Process } from '../../../kernel-sim/process';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from '../../../uapi/vfio';
-import { VFIO_IOMMU_TYPE1_DMA_MAP_MINSZ } from '../../../uapi/vfio-structs';
-import { copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
-import { readU32 } from '../../../uapi/codec';
+import { decodeDmaMap } from '../common/dma-map-args';
 import { fitsOneRange } from '../common/iova-ranges';
 import { mapIntoDomains } from '../common/pinned-mapping';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';
 
 const KNOWN_FLAGS = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
 
-// Scratch decoders, reused by every call: the MAP path allocates nothing it does not keep.
-const vaddr: U64Pages = { pfn: 0, low: 0 };
-const iova: U64Pages = { pfn: 0, low: 0 };
-const size: U64Pages = { pfn: 0, low: 0 };
-
 /** @throws SysError EFAULT, EINVAL, EOVERFLOW, ENOENT, EEXIST, ENOSPC, ENOMEM */
 export function type1IoctlMapDma(iommu: Type1Iommu, arg: IoctlArg, caller: Process): number {
-  const buf = copyIn(arg, VFIO_IOMMU_TYPE1_DMA_MAP_MINSZ);
-  const flags = readU32(buf, 4);
-  if (readU32(buf, 0) < VFIO_IOMMU_TYPE1_DMA_MAP_MINSZ) throw sysError('EINVAL', 'argsz is below 32');
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw sysError('EINVAL', 'unknown map flags');
-  readU64Pages(buf, 8, vaddr);
-  readU64Pages(buf, 16, iova);
-  readU64Pages(buf, 24, size);
-  if (size.pfn === 0 && size.low === 0) throw sysError('EINVAL', 'size is zero');
-  // The check uses the inclusive last byte, so a mapping may end exactly at 2^64 - 1.
-  if (lastPfnOf(iova, size) < 0 || lastPfnOf(vaddr, size) < 0) throw sysError('EOVERFLOW', 'range wraps past 2^64');
+  const { flags, vaddr, iova, size } = decodeDmaMap(arg, KNOWN_FLAGS);
   const prot = (flags & VFIO_DMA_MAP_FLAG_READ ? IOMMU_READ : 0) | (flags & VFIO_DMA_MAP_FLAG_WRITE ? IOMMU_WRITE : 0);
   const isVaddr = (flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
   if ((prot !== 0) === isVaddr) throw sysError('EINVAL', isVaddr ? 'VADDR cannot change permissions' : 'neither READ nor WRITE');

@@ -22,8 +22,9 @@ import {
   VFIO_DMA_UNMAP_FLAG_VADDR,
 } from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ } from '../../../uapi/vfio-structs';
-import { checkOut, copyIn, lastPfnOf, readU64Pages, type U64Pages } from '../../user-arg';
-import { readU32, readU64, writeU32 } from '../../../uapi/codec';
+import { checkOut, copyIn, readU64Pages, type U64Pages } from '../../user-arg';
+import { assertNoSplit, unmapRange, writeUnmappedSize } from '../common/dma-unmap-range';
+import { readU32, readU64 } from '../../../uapi/codec';
 import { smallestPageShift } from '../common/iova-ranges';
 import { bitmapAccessOk, bitmapSizeOk, setUserBits, type UserBitmap } from './dirty-bitmap';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';
@@ -31,8 +32,6 @@ import type { Type1Dma, Type1Iommu } from './type1-iommu';
 const KNOWN_FLAGS = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
 /** sizeof(struct vfio_iommu_type1_dma_unmap) + sizeof(struct vfio_bitmap). */
 const UNMAP_WITH_BITMAP_SIZE = VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ + 24;
-/** One past the last page of a 64-bit IOVA space. */
-const IOVA_SPACE_PAGES = 2 ** 52;
 
 const iova: U64Pages = { pfn: 0, low: 0 };
 const size: U64Pages = { pfn: 0, low: 0 };
@@ -61,38 +60,19 @@ export function type1IoctlUnmapDma(iommu: Type1Iommu, arg: IoctlArg, caller: Pro
   readU64Pages(buf, 16, size);
   const unmapped = doUnmap(iommu, flags, bitmap, caller);
   checkOut(buf, 0, VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ);
-  // size = unmapped pages << 12, written as two u32 halves so it stays exact up to 2^64.
-  writeU32(buf, 16, (unmapped % 0x100000) * 4096);
-  writeU32(buf, 20, Math.floor(unmapped / 0x100000));
+  writeUnmappedSize(buf, unmapped);
   return 0;
 }
 
 /** The walk of vfio_dma_do_unmap; returns the pages unmapped (or marked). */
 function doUnmap(iommu: Type1Iommu, flags: number, bitmap: UserBitmap | undefined, caller: Process): number {
   const min = iommu.minPages;
-  if (iova.low !== 0 || iova.pfn % min !== 0) throw sysError('EINVAL', 'iova is not aligned to the smallest page size');
-  let start: number;
-  let end: number;
-  if ((flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0) {
-    if (iova.pfn !== 0 || size.pfn !== 0 || size.low !== 0) throw sysError('EINVAL', 'UNMAP_ALL needs iova 0 and size 0');
-    start = 0;
-    end = IOVA_SPACE_PAGES;
-  } else {
-    if ((size.pfn === 0 && size.low === 0) || size.low !== 0 || size.pfn % min !== 0) throw sysError('EINVAL', 'size is zero or not aligned');
-    if (lastPfnOf(iova, size) < 0) throw sysError('EOVERFLOW', 'range wraps past 2^64');
-    start = iova.pfn;
-    end = iova.pfn + size.pfn;
-  }
+  const { start, end } = unmapRange(iova, size, (flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0, min);
   if (bitmap !== undefined && (!iommu.dirtyTracking || bitmap.pgsize !== BigInt(min * 4096))) {
     throw sysError('EINVAL', 'dirty tracking is off or the bitmap page size is not the smallest page');
   }
-  if (iommu.v2 && (flags & VFIO_DMA_UNMAP_FLAG_ALL) === 0) {
-    // Type1v2 never splits a mapping: both ends of the request must fall on mapping boundaries.
-    const head = iommu.dmas.find(start);
-    if (head !== undefined && head.iovaPfn !== start) throw sysError('EINVAL', 'range starts inside a mapping');
-    const tail = iommu.dmas.find(end - 1);
-    if (tail !== undefined && tail.iovaPfn + tail.pageCount !== end) throw sysError('EINVAL', 'range ends inside a mapping');
-  }
+  // Type1v2 never splits a mapping: both ends of the request must fall on mapping boundaries.
+  if (iommu.v2 && (flags & VFIO_DMA_UNMAP_FLAG_ALL) === 0) assertNoSplit(iommu.dmas, start, end);
   const marked: Type1Dma[] = [];
   let unmapped = 0;
   for (const dma of iommu.dmas.overlapping(start, end - start)) {
