@@ -2,13 +2,15 @@
  * vfio-sim: the package's public face. Everything exported here is what users, docs and tests may rely
  * on (DESIGN.md §2); everything else may change.
  *
- * Importing the package loads VFIO and its type1 backend into every Kernel, as built-in modules.
+ * Importing the package loads VFIO and its type1 and windowed (type2) backends into every Kernel, as
+ * built-in modules.
  */
-import { vfioIommuType1Module, vfioModule } from './containers';
+import { vfioIommuType1Module, vfioIommuType2Module, vfioModule } from './containers';
 import { Kernel } from './kernel-sim';
 
 Kernel.registerBuiltinModule(vfioModule);
 Kernel.registerBuiltinModule(vfioIommuType1Module);
+Kernel.registerBuiltinModule(vfioIommuType2Module);
 
 export {
   Kernel,
