@@ -1,0 +1,132 @@
+/**
+ * MappingTree: the mappings of one address space (a domain, or an emulated endpoint's own table), kept
+ * as disjoint half-open intervals `[start, end)` sorted by `start` in one array, with O(log n) lookups
+ * by binary search.
+ *
+ * - Ranges: `start` is the first byte, `end` is exclusive and may be 2^64 (a mapping that ends at the
+ *   last IOVA; virtio-iommu's inclusive `virt_end` was converted once, in request.ts).
+ * - Disjoint intervals sorted by start are also sorted by end, so "the first mapping that ends after
+ *   x" is a binary search too; every query below is built on it.
+ * - A mapping is exactly what one MAP created (spec §UNMAP: "a mapping as a virtual region created with
+ *   a single MAP request"): the tree never merges or splits entries.
+ * - Insertion and removal shift the array (memmove); a domain holds at most `maxMappingsPerDomain`
+ *   entries and usually a few hundred, which a sorted array serves faster than a balanced tree.
+ */
+import { SimBugError } from '../kernel-sim';
+
+/** One mapping: `[start, end)` → `[phys, phys + (end - start))` with virtio MAP flags. */
+export interface Mapping {
+  readonly start: bigint;
+  /** Exclusive; at most 2^64. */
+  readonly end: bigint;
+  readonly phys: bigint;
+  /** VIRTIO_IOMMU_MAP_F_READ | _WRITE | _MMIO. */
+  readonly flags: number;
+}
+
+/** Where the mappings fully covered by a range sit in the tree: `count` entries from index `first`. */
+export interface CoveredSpan {
+  readonly first: number;
+  readonly count: number;
+}
+
+/** A sorted set of disjoint mappings. */
+export class MappingTree {
+  private _items: Mapping[] = [];
+
+  /** Number of mappings. */
+  get size(): number {
+    return this._items.length;
+  }
+
+  /** The mapping at sorted position `index`. */
+  at(index: number): Mapping {
+    const m = this._items[index];
+    if (m === undefined) throw new RangeError(`no mapping at index ${index}`);
+    return m;
+  }
+
+  /** Index of the first mapping whose end is above `addr` (it contains `addr` or lies after it). */
+  private _firstEndingAfter(addr: bigint): number {
+    const items = this._items;
+    let lo = 0;
+    let hi = items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (items[mid]!.end <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** True when some mapping shares a byte with `[start, end)`. */
+  overlaps(start: bigint, end: bigint): boolean {
+    const m = this._items[this._firstEndingAfter(start)];
+    return m !== undefined && m.start < end;
+  }
+
+  /** The mapping that contains `addr`, if any. */
+  find(addr: bigint): Mapping | undefined {
+    const m = this._items[this._firstEndingAfter(addr)];
+    return m !== undefined && m.start <= addr ? m : undefined;
+  }
+
+  /**
+   * The mappings that `[start, end)` covers entirely, or 'would-split' when the range touches a mapping
+   * it does not cover (type1 v2 / spec §UNMAP: a mapping is never partially removed). Only the first and
+   * the last touched mapping can stick out, so this is two comparisons after the search.
+   */
+  covered(start: bigint, end: bigint): CoveredSpan | 'would-split' {
+    const items = this._items;
+    const first = this._firstEndingAfter(start);
+    let last = first;
+    while (last < items.length && items[last]!.start < end) last++;
+    const count = last - first;
+    if (count === 0) return { first, count };
+    if (items[first]!.start < start || items[last - 1]!.end > end) return 'would-split';
+    return { first, count };
+  }
+
+  /**
+   * Adds a mapping.
+   * @throws SimBugError when it overlaps an existing one (callers check `overlaps` first)
+   */
+  insert(mapping: Mapping): void {
+    const at = this._firstEndingAfter(mapping.start);
+    const next = this._items[at];
+    if (next !== undefined && next.start < mapping.end) {
+      throw new SimBugError(`mapping [0x${mapping.start.toString(16)}, 0x${mapping.end.toString(16)}) overlaps one already in the tree`);
+    }
+    if (at === this._items.length) this._items.push(mapping);
+    else this._items.splice(at, 0, mapping);
+  }
+
+  /** Removes `count` mappings from sorted position `first` (a span `covered` returned). */
+  removeSpan(first: number, count: number): void {
+    if (count === 1 && first === this._items.length - 1) this._items.pop();
+    else this._items.splice(first, count);
+  }
+
+  /** Removes the mapping that starts at `start` and ends at `end`; false when there is none. */
+  remove(start: bigint, end: bigint): boolean {
+    const at = this._firstEndingAfter(start);
+    const m = this._items[at];
+    if (m === undefined || m.start !== start || m.end !== end) return false;
+    this.removeSpan(at, 1);
+    return true;
+  }
+
+  /** Drops every mapping. */
+  clear(): void {
+    this._items = [];
+  }
+
+  /** Every mapping, in address order (a copy). */
+  toArray(): Mapping[] {
+    return this._items.slice();
+  }
+
+  [Symbol.iterator](): IterableIterator<Mapping> {
+    return this._items[Symbol.iterator]();
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Request decoding: the device-readable bytes of one requestq chain → a typed request. This is the only
+ * place that knows the wire layouts of the requests (spec §Device operations; reference §2.2), and the
+ * only place where the spec's inclusive `virt_end` is turned into the exclusive `end` every other file
+ * uses (DESIGN.md §3: "converted once, in the request decoder").
+ *
+ * - Layouts are the current spec's (UAPI v0.12), not the v0.9 drafts (reference §2.3): ATTACH has
+ *   `flags` + `reserved[4]`, MAP flags are READ 1, WRITE 2, MMIO 4.
+ * - `head.reserved` is ignored: "The device MUST ignore field reserved of struct
+ *   virtio_iommu_req_head" (spec §Device operations).
+ * - Reserved fields the spec lets the device check are reported, not judged, here: ATTACH `reserved`
+ *   (MUST → INVAL) and UNMAP `reserved` (MAY → INVAL). DETACH and PROBE `reserved` are not even read:
+ *   "The device MUST ignore reserved" (spec §DETACH, §PROBE).
+ * - A readable part longer than the request is accepted (the extra bytes are ignored); a shorter one is
+ *   `truncated` and answered with S_INVAL (QEMU and cloud-hypervisor: a wrong payload size is INVAL).
+ *   No head, or an unknown type, is `unparsable`: the buffer is returned unwritten with used length 0
+ *   ("If a request type is not recognized, the device SHOULD NOT write the buffer and SHOULD set the
+ *   used length to zero"; "When the device fails to parse a request … it returns the buffers without
+ *   writing to them").
+ * - `end = virt_end + 1` may be 2^64 (UNMAP(0, ~0)); `end <= start` means `virt_end < virt_start`, which
+ *   the handlers answer with S_RANGE. A size never leaves bigint, so a 2^64-byte range is exact.
+ */
+import {
+  VIRTIO_IOMMU_REQ_HEAD_SIZE,
+  VIRTIO_IOMMU_REQ_TAIL_SIZE,
+  VIRTIO_IOMMU_T_ATTACH,
+  VIRTIO_IOMMU_T_DETACH,
+  VIRTIO_IOMMU_T_MAP,
+  VIRTIO_IOMMU_T_PROBE,
+  VIRTIO_IOMMU_T_UNMAP,
+  VirtioIommuReqAttach,
+  VirtioIommuReqDetach,
+  VirtioIommuReqMap,
+  VirtioIommuReqProbe,
+  VirtioIommuReqUnmap,
+} from '../uapi/virtio-iommu';
+import { readU32, readU64 } from '../uapi/codec';
+
+/** ATTACH (spec §ATTACH request). */
+export interface AttachRequest {
+  readonly kind: 'attach';
+  readonly domain: number;
+  readonly endpoint: number;
+  readonly flags: number;
+  /** `reserved[4]` is all zero. */
+  readonly reservedIsZero: boolean;
+}
+
+/** DETACH (spec §DETACH request); its `reserved[8]` is ignored. */
+export interface DetachRequest {
+  readonly kind: 'detach';
+  readonly domain: number;
+  readonly endpoint: number;
+}
+
+/** MAP (spec §MAP request): `[start, end)` → `phys`. */
+export interface MapRequest {
+  readonly kind: 'map';
+  readonly domain: number;
+  readonly start: bigint;
+  /** `virt_end + 1`: exclusive, at most 2^64; `<= start` when the driver sent virt_end < virt_start. */
+  readonly end: bigint;
+  readonly phys: bigint;
+  readonly flags: number;
+}
+
+/** UNMAP (spec §UNMAP request): every mapping inside `[start, end)`. */
+export interface UnmapRequest {
+  readonly kind: 'unmap';
+  readonly domain: number;
+  readonly start: bigint;
+  /** `virt_end + 1`: exclusive, at most 2^64. */
+  readonly end: bigint;
+  /** `reserved[4]` is all zero. */
+  readonly reservedIsZero: boolean;
+}
+
+/** PROBE (spec §PROBE request); its `reserved[64]` is ignored. */
+export interface ProbeRequest {
+  readonly kind: 'probe';
+  readonly endpoint: number;
+}
+
+/** A request the device understood. */
+export type VirtioIommuRequest = AttachRequest | DetachRequest | MapRequest | UnmapRequest | ProbeRequest;
+
+/** A known type whose readable part is shorter than its layout: answered S_INVAL when a tail fits. */
+export interface TruncatedRequest {
+  readonly kind: 'truncated';
+  readonly type: number;
+  readonly readableLength: number;
+}
+
+/** No head, or an unknown type: completed with used length 0 and nothing written. */
+export interface UnparsableRequest {
+  readonly kind: 'unparsable';
+  readonly reason: 'no-head' | 'unknown-type';
+  readonly type: number;
+}
+
+/** What `decodeRequest` returns. */
+export type DecodedRequest = VirtioIommuRequest | TruncatedRequest | UnparsableRequest;
+
+/**
+ * Size of the device-readable part of each request type: head included, tail excluded (the readable
+ * part ends where the tail starts; PROBE's is the whole fixed struct, 72 bytes).
+ */
+export const READABLE_SIZE: Readonly<Record<number, number>> = {
+  [VIRTIO_IOMMU_T_ATTACH]: VirtioIommuReqAttach.offsetof('status'),
+  [VIRTIO_IOMMU_T_DETACH]: VirtioIommuReqDetach.offsetof('status'),
+  [VIRTIO_IOMMU_T_MAP]: VirtioIommuReqMap.offsetof('status'),
+  [VIRTIO_IOMMU_T_UNMAP]: VirtioIommuReqUnmap.offsetof('status'),
+  [VIRTIO_IOMMU_T_PROBE]: VirtioIommuReqProbe.size,
+};
+
+// Field offsets, taken once from the uapi codecs (the hot path reads with readU32/readU64 directly
+// rather than decode(), which would build an object of every field).
+const OFF_ATTACH_DOMAIN = VirtioIommuReqAttach.offsetof('domain');
+const OFF_ATTACH_ENDPOINT = VirtioIommuReqAttach.offsetof('endpoint');
+const OFF_ATTACH_FLAGS = VirtioIommuReqAttach.offsetof('flags');
+const OFF_ATTACH_RESERVED = VirtioIommuReqAttach.offsetof('reserved');
+const OFF_DETACH_DOMAIN = VirtioIommuReqDetach.offsetof('domain');
+const OFF_DETACH_ENDPOINT = VirtioIommuReqDetach.offsetof('endpoint');
+const OFF_MAP_DOMAIN = VirtioIommuReqMap.offsetof('domain');
+const OFF_MAP_VIRT_START = VirtioIommuReqMap.offsetof('virt_start');
+const OFF_MAP_VIRT_END = VirtioIommuReqMap.offsetof('virt_end');
+const OFF_MAP_PHYS = VirtioIommuReqMap.offsetof('phys_start');
+const OFF_MAP_FLAGS = VirtioIommuReqMap.offsetof('flags');
+const OFF_UNMAP_DOMAIN = VirtioIommuReqUnmap.offsetof('domain');
+const OFF_UNMAP_VIRT_START = VirtioIommuReqUnmap.offsetof('virt_start');
+const OFF_UNMAP_VIRT_END = VirtioIommuReqUnmap.offsetof('virt_end');
+const OFF_UNMAP_RESERVED = VirtioIommuReqUnmap.offsetof('reserved');
+const OFF_PROBE_ENDPOINT = VirtioIommuReqProbe.offsetof('endpoint');
+
+/**
+ * Decodes the device-readable part of one request. Never throws for guest input.
+ * @param readable the gathered readable bytes (any length)
+ */
+export function decodeRequest(readable: Uint8Array): DecodedRequest {
+  if (readable.length < VIRTIO_IOMMU_REQ_HEAD_SIZE) return { kind: 'unparsable', reason: 'no-head', type: readable.length > 0 ? readable[0]! : -1 };
+  const type = readable[0]!;
+  const need = READABLE_SIZE[type];
+  if (need === undefined) return { kind: 'unparsable', reason: 'unknown-type', type };
+  if (readable.length < need) return { kind: 'truncated', type, readableLength: readable.length };
+  switch (type) {
+    case VIRTIO_IOMMU_T_ATTACH:
+      return {
+        kind: 'attach',
+        domain: readU32(readable, OFF_ATTACH_DOMAIN),
+        endpoint: readU32(readable, OFF_ATTACH_ENDPOINT),
+        flags: readU32(readable, OFF_ATTACH_FLAGS),
+        reservedIsZero: readU32(readable, OFF_ATTACH_RESERVED) === 0,
+      };
+    case VIRTIO_IOMMU_T_DETACH:
+      return { kind: 'detach', domain: readU32(readable, OFF_DETACH_DOMAIN), endpoint: readU32(readable, OFF_DETACH_ENDPOINT) };
+    case VIRTIO_IOMMU_T_MAP:
+      return {
+        kind: 'map',
+        domain: readU32(readable, OFF_MAP_DOMAIN),
+        start: readU64(readable, OFF_MAP_VIRT_START),
+        // The inclusive virt_end becomes an exclusive end here, and only here.
+        end: readU64(readable, OFF_MAP_VIRT_END) + 1n,
+        phys: readU64(readable, OFF_MAP_PHYS),
+        flags: readU32(readable, OFF_MAP_FLAGS),
+      };
+    case VIRTIO_IOMMU_T_UNMAP:
+      return {
+        kind: 'unmap',
+        domain: readU32(readable, OFF_UNMAP_DOMAIN),
+        start: readU64(readable, OFF_UNMAP_VIRT_START),
+        end: readU64(readable, OFF_UNMAP_VIRT_END) + 1n,
+        reservedIsZero: readU32(readable, OFF_UNMAP_RESERVED) === 0,
+      };
+    default:
+      return { kind: 'probe', endpoint: readU32(readable, OFF_PROBE_ENDPOINT) };
+  }
+}
+
+/**
+ * Bytes of the device-writable part a request needs: the tail, plus `probe_size` bytes of properties
+ * for PROBE (spec §PROBE request: "u8 properties[probe_size]; struct virtio_iommu_req_tail tail").
+ */
+export function responseLength(type: number, probeSize: number): number {
+  return type === VIRTIO_IOMMU_T_PROBE ? probeSize + VIRTIO_IOMMU_REQ_TAIL_SIZE : VIRTIO_IOMMU_REQ_TAIL_SIZE;
+}
