@@ -35,6 +35,7 @@ import {
 import { VFIO_CONTAINER_IOCTL_NAMES, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_UNMAP_ALL } from '../../../uapi/vfio';
 import type { VfioIommuBackendInstance } from '../../backend';
 import { DmaTree } from '../common/dma-tree';
+import { lockedPagesOf } from '../common/locked-vm';
 import type { MsiBankProvider } from './msi-bank-provider';
 import { type2IoctlGetAttr, type2IoctlSetAttr } from './pamu-attr';
 import { type2IoctlGetMsiBankCount, type2IoctlMapMsiBank, type2IoctlUnmapMsiBank } from './msi-bank-ioctls';
@@ -215,9 +216,7 @@ export class Type2Iommu implements VfioIommuBackendInstance {
   }
 
   lockedVm(mm: AddressSpace): number {
-    let pages = 0;
-    for (const dma of this.dmas) if (dma.mm === mm) pages += dma.lockedPages;
-    return pages;
+    return lockedPagesOf(this.dmas, mm);
   }
 
   checkInvariants(problems: string[]): void {
