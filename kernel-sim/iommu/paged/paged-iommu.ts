@@ -14,6 +14,7 @@
  * - Domain ids start at 1 and are never reused, so a stale IOTLB tag can never alias a new domain.
  */
 import { sysError } from '../../errors';
+import { DomainRegistry } from '../domain-registry';
 import type { IommuGeometry, IommuHardware } from '../iommu-domain';
 import { IoPgtableStats, resolveIoPgtableCfg } from './io-pgtable';
 import { Iotlb, IOTLB_DEFAULT_ENTRIES, IOTLB_MAX_ENTRIES } from './iotlb';
@@ -98,10 +99,8 @@ export class PagedIommu implements IommuHardware {
 
   private readonly _stats = new IoPgtableStats();
   private readonly _iotlb: Iotlb;
-  private readonly _live = new Set<PagedDomain>();
+  private readonly _domains = new DomainRegistry<PagedDomain>();
   private _nextId = 1;
-  private _domainsAllocated = 0;
-  private _domainsFreed = 0;
 
   /**
    * @throws SysError EINVAL: ias, oas or iotlbEntries out of range, or a bitmap without the 4 KiB granule
@@ -138,19 +137,14 @@ export class PagedIommu implements IommuHardware {
       enforceCacheCoherency: this.enforceCacheCoherency,
       iotlb: this._iotlb,
       stats: this._stats,
-      onFree: (d) => {
-        this._live.delete(d);
-        this._domainsFreed++;
-      },
+      onFree: (d) => this._domains.remove(d),
     });
-    this._live.add(domain);
-    this._domainsAllocated++;
-    return domain;
+    return this._domains.add(domain);
   }
 
   /** Live domains. */
   domainCount(): number {
-    return this._live.size;
+    return this._domains.size;
   }
 
   /** IOTLB entries valid now (for tests and reports). */
@@ -163,12 +157,12 @@ export class PagedIommu implements IommuHardware {
     const s = this._stats;
     const t = this._iotlb;
     let tableBytes = 0;
-    for (const d of this._live) tableBytes += d.tableBytes();
+    for (const d of this._domains) tableBytes += d.tableBytes();
     const w = s.leafWritten;
     const c = s.leafCleared;
     return {
-      domainsAllocated: this._domainsAllocated,
-      domainsFreed: this._domainsFreed,
+      domainsAllocated: this._domains.allocated,
+      domainsFreed: this._domains.freed,
       tablesAllocated: s.tablesAllocated,
       tablesFreed: s.tablesFreed,
       tableBytes,
@@ -196,7 +190,6 @@ export class PagedIommu implements IommuHardware {
   resetCounters(): void {
     this._stats.reset();
     this._iotlb.resetStats();
-    this._domainsAllocated = 0;
-    this._domainsFreed = 0;
+    this._domains.resetCounters();
   }
 }

@@ -19,6 +19,7 @@
  * - Domain ids start at 1 and are never reused.
  */
 import { sysError } from '../../errors';
+import { DomainRegistry } from '../domain-registry';
 import type { IommuGeometry, IommuHardware } from '../iommu-domain';
 import type { WindowedIommuParams } from '../windowed-domain';
 import { PAACE_BYTES, Paact, type WindowedFaultRecord } from './paact';
@@ -104,10 +105,8 @@ export class WindowedIommu implements IommuHardware {
   readonly enforceCacheCoherency = true;
 
   private readonly _paact: Paact;
-  private readonly _live = new Set<WindowedIommuDomain>();
+  private readonly _domains = new DomainRegistry<WindowedIommuDomain>();
   private _nextId = 1;
-  private _domainsAllocated = 0;
-  private _domainsFreed = 0;
 
   /**
    * @throws SysError EINVAL: maxWindows not a power of two; minWindowBytes not a power of two ≥ 4 KiB;
@@ -147,19 +146,14 @@ export class WindowedIommu implements IommuHardware {
       id: this._nextId++,
       params: this.params,
       paact: this._paact,
-      onFree: (d) => {
-        this._live.delete(d);
-        this._domainsFreed++;
-      },
+      onFree: (d) => this._domains.remove(d),
     });
-    this._live.add(domain);
-    this._domainsAllocated++;
-    return domain;
+    return this._domains.add(domain);
   }
 
   /** Live domains. */
   domainCount(): number {
-    return this._live.size;
+    return this._domains.size;
   }
 
   /** The most recent access violations, oldest first (at most `faultLogEntries`). */
@@ -199,8 +193,8 @@ export class WindowedIommu implements IommuHardware {
       geometrySets: s.geometrySets,
       windowCountSets: s.windowCountSets,
       violations: s.violations,
-      domainsAllocated: this._domainsAllocated,
-      domainsFreed: this._domainsFreed,
+      domainsAllocated: this._domains.allocated,
+      domainsFreed: this._domains.freed,
       tableBytes: (t.primaryHeld + t.secondaryHeld) * PAACE_BYTES,
     };
   }
@@ -208,7 +202,6 @@ export class WindowedIommu implements IommuHardware {
   /** Zeroes every counter except the levels (`primaryHeld`, `secondaryHeld`, `tableBytes`). The log stays. */
   resetCounters(): void {
     this._paact.stats.reset();
-    this._domainsAllocated = 0;
-    this._domainsFreed = 0;
+    this._domains.resetCounters();
   }
 }
