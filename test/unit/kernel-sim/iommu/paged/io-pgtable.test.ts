@@ -1,6 +1,7 @@
-import { SimBugError, SysError } from '../../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../../kernel-sim/errors';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../../../../../kernel-sim/iommu/iommu-domain';
 import { IoPgtable, IoPgtableStats, resolveIoPgtableCfg } from '../../../../../kernel-sim/iommu/paged/io-pgtable';
+import { expectSysError } from '../../../../helpers/expect-sys-error';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 /** 4 KiB pages per 2 MiB and per 1 GiB. */
@@ -35,16 +36,6 @@ function snapshot(pt: IoPgtable): unknown {
   };
 }
 
-function expectSysError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(SysError);
-  expect((caught as SysError).code).toBe(code);
-}
 
 describe('IoPgtable configuration', () => {
   it('derives the level count from ias: 39 → 3, 48 → 4, 57 → 5, 21 → 1', () => {

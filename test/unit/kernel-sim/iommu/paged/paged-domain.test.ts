@@ -1,4 +1,4 @@
-import { SimBugError, SysError } from '../../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../../kernel-sim/errors';
 import {
   IOMMU_CACHE,
   IOMMU_READ,
@@ -8,6 +8,7 @@ import {
   type IommuDomain,
 } from '../../../../../kernel-sim/iommu/iommu-domain';
 import { PagedIommu, type PagedIommuCounters } from '../../../../../kernel-sim/iommu/paged/paged-iommu';
+import { expectSysError } from '../../../../helpers/expect-sys-error';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const P2M = 512;
@@ -22,16 +23,6 @@ function setup(iotlbEntries?: number): { hw: PagedIommu; d: IommuDomain } {
   return { hw, d: hw.allocDomain() };
 }
 
-function expectSysError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(SysError);
-  expect((caught as SysError).code).toBe(code);
-}
 
 function runs(d: IommuDomain, iovaPfn = 0, pageCount = LAST_PFN + 1): Run[] {
   const out: Run[] = [];

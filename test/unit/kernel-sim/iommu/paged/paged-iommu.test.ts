@@ -1,19 +1,9 @@
-import { SysError } from '../../../../../kernel-sim/errors';
 import { IOMMU_READ, IOMMU_WRITE, type IommuHardware } from '../../../../../kernel-sim/iommu/iommu-domain';
 import { PagedIommu } from '../../../../../kernel-sim/iommu/paged/paged-iommu';
+import { expectSysError } from '../../../../helpers/expect-sys-error';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 
-function expectSysError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(SysError);
-  expect((caught as SysError).code).toBe(code);
-}
 
 const ZERO_COUNTERS = {
   domainsAllocated: 0,

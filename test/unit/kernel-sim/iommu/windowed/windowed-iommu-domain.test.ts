@@ -1,4 +1,4 @@
-import { SimBugError, SysError } from '../../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../../kernel-sim/errors';
 import {
   IOMMU_CACHE,
   IOMMU_READ,
@@ -11,6 +11,7 @@ import {
 import { isWindowedDomain } from '../../../../../kernel-sim/iommu/windowed-domain';
 import { WindowedIommu, type WindowedIommuCounters } from '../../../../../kernel-sim/iommu/windowed/windowed-iommu';
 import type { WindowedIommuDomain } from '../../../../../kernel-sim/iommu/windowed/windowed-iommu-domain';
+import { expectSysError } from '../../../../helpers/expect-sys-error';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const KiB = 1n << 10n;
@@ -22,16 +23,6 @@ const P256M = 65536;
 
 type Run = [iovaPfn: number, pfn: number, pageCount: number, prot: number];
 
-function expectSysError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(SysError);
-  expect((caught as SysError).code).toBe(code);
-}
 
 function requester(liodn: number | undefined): DmaRequester {
   return { bdf: '0000:01:00.0', liodn };

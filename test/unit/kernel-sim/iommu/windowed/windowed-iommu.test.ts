@@ -1,4 +1,4 @@
-import { SimBugError, SysError } from '../../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../../kernel-sim/errors';
 import { IOMMU_READ, IOMMU_WRITE, TRANSLATE_NO_MAPPING, type IommuHardware } from '../../../../../kernel-sim/iommu/iommu-domain';
 import {
   PAMU_PARAMS,
@@ -6,20 +6,11 @@ import {
   type WindowedIommuCounters,
 } from '../../../../../kernel-sim/iommu/windowed/windowed-iommu';
 import type { WindowedIommuDomain } from '../../../../../kernel-sim/iommu/windowed/windowed-iommu-domain';
+import { expectSysError } from '../../../../helpers/expect-sys-error';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const GiB = 1n << 30n;
 
-function expectSysError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(SysError);
-  expect((caught as SysError).code).toBe(code);
-}
 
 const ZERO_COUNTERS: WindowedIommuCounters = {
   primaryProgrammed: 0,

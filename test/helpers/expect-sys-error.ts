@@ -1,0 +1,13 @@
+/** Asserts that `fn` throws a SysError with `code` (tests compare codes, never messages). */
+import { SysError } from '../../kernel-sim/errors';
+
+export function expectSysError(fn: () => unknown, code: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(SysError);
+  expect((caught as SysError).code).toBe(code);
+}
