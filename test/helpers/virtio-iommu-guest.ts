@@ -6,7 +6,7 @@
  * element). Request builders take the fields of the spec's structs; every reply is checked for a
  * well-formed tail (used length, reserved bytes) by the caller through `Reply`.
  */
-import { Kernel, type PciDeviceSpec } from '../../index';
+import { Kernel, type KernelOptions, type PciDeviceSpec } from '../../index';
 import type { MachineName, MachineSpec, Process } from '../../kernel-sim';
 import { uapi } from '../../index';
 import { GuestMemory } from '../../virtio-iommu/guest-memory';
@@ -100,6 +100,8 @@ export interface Reply {
 
 export interface GuestOptions {
   machine?: MachineName | MachineSpec;
+  /** More kernel options (module parameters). */
+  kernel?: Omit<KernelOptions, 'machine' | 'devices'>;
   devices?: PciDeviceSpec[];
   endpoints: EndpointSpec[];
   options?: VirtioIommuOptions;
@@ -126,7 +128,7 @@ export class Guest {
   readonly freeRam: number;
 
   constructor(opts: GuestOptions) {
-    this.kernel = new Kernel({ machine: opts.machine ?? 'x86-vtd', devices: opts.devices ?? [] });
+    this.kernel = new Kernel({ ...opts.kernel, machine: opts.machine ?? 'x86-vtd', devices: opts.devices ?? [] });
     for (const ep of opts.endpoints) if (ep.kind === 'vfio') this.kernel.bindDriver(ep.bdf, 'vfio-pci');
     this.vmm = this.kernel.spawn({ memlockLimit: 1n << 34n });
     this.ramSize = opts.ramSize ?? 16 << 20;
