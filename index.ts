@@ -43,4 +43,16 @@ export {
 } from './kernel-sim';
 export { registerIommuBackend, type VfioIommuBackend, type VfioIommuBackendInstance, type BackendContext } from './containers';
 export { VfioContainer, VfioGroup, VfioDevice, type DmaMapRequest, type IommuInfo, type IovaRangeInfo } from './userspace';
+export {
+  VirtioIommuDevice,
+  type VirtioIommuDeviceConfig,
+  type VirtioIommuOptions,
+  type OfferedFeatures,
+  type EndpointSpec,
+  type VfioEndpointSpec,
+  type EmulatedEndpointSpec,
+  type EndpointDma,
+  type GuestRam,
+  type VirtioIommuDebugState,
+} from './virtio-iommu';
 export * as uapi from './uapi';
