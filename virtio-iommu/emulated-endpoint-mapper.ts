@@ -81,10 +81,7 @@ export class EmulatedEndpointMapper implements EndpointMapper {
   }
 
   map(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
-    const end = iova + size;
-    if (this._table.overlaps(iova, end)) return 'overlap';
-    this._table.insert({ start: iova, end, phys: gpa, flags });
-    return 'ok';
+    return this._table.tryInsert({ start: iova, end: iova + size, size, phys: gpa, flags }) ? 'ok' : 'overlap';
   }
 
   unmap(iova: bigint, size: bigint): UnmapOutcome {

@@ -47,6 +47,8 @@ export interface IommuLimits {
   pageSizeMask: bigint;
   /** The config space's input_range (inclusive) and whether F_INPUT_RANGE is offered. */
   inputRange: IovaRange;
+  /** `inputRange.last + 1`: the exclusive end MAPs are checked against. */
+  inputRangeEnd: bigint;
   inputRangeOffered: boolean;
   /** The config space's domain_range (inclusive) and whether F_DOMAIN_RANGE is offered. */
   domainRange: { start: number; last: number };
@@ -307,7 +309,7 @@ export class IommuState {
 
   private _mapOne(ep: Endpoint, m: Mapping): number {
     try {
-      const outcome = ep.mapper.map(m.start, m.phys, m.end - m.start, m.flags);
+      const outcome = ep.mapper.map(m.start, m.phys, m.size, m.flags);
       return outcome === 'ok' ? OK : statusOfOutcome(outcome);
     } catch (err) {
       return statusOfError(err);
@@ -316,7 +318,7 @@ export class IommuState {
 
   private _unmapOne(ep: Endpoint, m: Mapping): number {
     try {
-      const outcome = ep.mapper.unmap(m.start, m.end - m.start);
+      const outcome = ep.mapper.unmap(m.start, m.size);
       return outcome === 'ok' ? OK : statusOfOutcome(outcome);
     } catch (err) {
       return statusOfError(err);

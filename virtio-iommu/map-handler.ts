@@ -44,14 +44,16 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   const known = limits.mmioNegotiated ? RW | VIRTIO_IOMMU_MAP_F_MMIO : RW;
   if ((req.flags & ~known) !== 0) return VIRTIO_IOMMU_S_INVAL;
   const { start, end, phys } = req;
-  if (limits.inputRangeOffered && (start < limits.inputRange.start || end - 1n > limits.inputRange.last)) return VIRTIO_IOMMU_S_RANGE;
+  if (limits.inputRangeOffered && (start < limits.inputRange.start || end > limits.inputRangeEnd)) return VIRTIO_IOMMU_S_RANGE;
   // "If domain does not exist, the device SHOULD reject the request and set status to VIRTIO_IOMMU_S_NOENT."
   const domain = state.domains.get(req.domain);
   if (domain === undefined) return VIRTIO_IOMMU_S_NOENT;
   // "If the domain is a bypass domain, the device SHOULD reject the request and set status to
   // VIRTIO_IOMMU_S_INVAL."
   if (domain.bypass) return VIRTIO_IOMMU_S_INVAL;
-  if (end <= start || phys + (end - start) > TWO_64) return VIRTIO_IOMMU_S_RANGE;
+  if (end <= start) return VIRTIO_IOMMU_S_RANGE;
+  const size = end - start;
+  if (phys + size > TWO_64) return VIRTIO_IOMMU_S_RANGE;
   // "If virt_start, phys_start or (virt_end + 1) is not aligned on the page granularity, the device
   // SHOULD reject the request and set status to VIRTIO_IOMMU_S_RANGE."
   if (policy.compat !== 'qemu' && ((start | end | phys) & domain.alignMask) !== 0n) return VIRTIO_IOMMU_S_RANGE;
@@ -60,7 +62,7 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   if (domain.mappings.overlaps(start, end)) return VIRTIO_IOMMU_S_INVAL;
   if (domain.overlapsReserved(start, end)) return VIRTIO_IOMMU_S_INVAL;
   if (domain.mappings.size >= policy.maxMappingsPerDomain) return VIRTIO_IOMMU_S_NOMEM;
-  const mapping = { start, end, phys, flags: req.flags };
+  const mapping = { start, end, size, phys, flags: req.flags };
   const status = state.mapInDomain(domain, mapping);
   if (status !== VIRTIO_IOMMU_S_OK) return status;
   domain.mappings.insert(mapping);

@@ -14,11 +14,13 @@
  */
 import { SimBugError } from '../kernel-sim';
 
-/** One mapping: `[start, end)` → `[phys, phys + (end - start))` with virtio MAP flags. */
+/** One mapping: `[start, end)` → `[phys, phys + size)` with virtio MAP flags. */
 export interface Mapping {
   readonly start: bigint;
   /** Exclusive; at most 2^64. */
   readonly end: bigint;
+  /** `end - start`, kept so the hot paths do not recompute it. */
+  readonly size: bigint;
   readonly phys: bigint;
   /** VIRTIO_IOMMU_MAP_F_READ | _WRITE | _MMIO. */
   readonly flags: number;
@@ -92,13 +94,19 @@ export class MappingTree {
    * @throws SimBugError when it overlaps an existing one (callers check `overlaps` first)
    */
   insert(mapping: Mapping): void {
-    const at = this._firstEndingAfter(mapping.start);
-    const next = this._items[at];
-    if (next !== undefined && next.start < mapping.end) {
+    if (!this.tryInsert(mapping)) {
       throw new SimBugError(`mapping [0x${mapping.start.toString(16)}, 0x${mapping.end.toString(16)}) overlaps one already in the tree`);
     }
+  }
+
+  /** Adds a mapping unless it overlaps an existing one; returns whether it was added (one search). */
+  tryInsert(mapping: Mapping): boolean {
+    const at = this._firstEndingAfter(mapping.start);
+    const next = this._items[at];
+    if (next !== undefined && next.start < mapping.end) return false;
     if (at === this._items.length) this._items.push(mapping);
     else this._items.splice(at, 0, mapping);
+    return true;
   }
 
   /** Removes `count` mappings from sorted position `first` (a span `covered` returned). */

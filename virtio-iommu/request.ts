@@ -34,7 +34,6 @@ import {
   VirtioIommuReqProbe,
   VirtioIommuReqUnmap,
 } from '../uapi/virtio-iommu';
-import { readU32, readU64 } from '../uapi/codec';
 
 /** ATTACH (spec §ATTACH request). */
 export interface AttachRequest {
@@ -132,47 +131,100 @@ const OFF_UNMAP_VIRT_END = VirtioIommuReqUnmap.offsetof('virt_end');
 const OFF_UNMAP_RESERVED = VirtioIommuReqUnmap.offsetof('reserved');
 const OFF_PROBE_ENDPOINT = VirtioIommuReqProbe.offsetof('endpoint');
 
+// Unchecked little-endian readers: decodeRequest checks the readable length once, before any read.
+function readU32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function readU64(b: Uint8Array, o: number): bigint {
+  const lo = readU32(b, o);
+  const hi = readU32(b, o + 4);
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/**
+ * Every decoded request has this one runtime shape, whatever its kind: handlers and the dispatcher then
+ * read `kind`, `domain`, `start`… through monomorphic property accesses (seven object literal shapes made
+ * them megamorphic and cost more than the decoding itself). The TypeScript view stays the union above;
+ * fields a kind does not have hold 0 / 0n / true and are never read through that kind's type.
+ */
+class Decoded {
+  constructor(
+    readonly kind: DecodedRequest['kind'],
+    readonly type: number,
+    readonly domain: number,
+    readonly endpoint: number,
+    readonly flags: number,
+    readonly start: bigint,
+    readonly end: bigint,
+    readonly phys: bigint,
+    readonly reservedIsZero: boolean,
+    readonly readableLength: number,
+    readonly reason: UnparsableRequest['reason'] | undefined,
+  ) {}
+}
+
+const Z = 0n;
+
 /**
  * Decodes the device-readable part of one request. Never throws for guest input.
  * @param readable the gathered readable bytes (any length)
  */
 export function decodeRequest(readable: Uint8Array): DecodedRequest {
-  if (readable.length < VIRTIO_IOMMU_REQ_HEAD_SIZE) return { kind: 'unparsable', reason: 'no-head', type: readable.length > 0 ? readable[0]! : -1 };
+  const n = readable.length;
+  if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, Z, Z, Z, true, n, 'no-head') as UnparsableRequest;
   const type = readable[0]!;
   const need = READABLE_SIZE[type];
-  if (need === undefined) return { kind: 'unparsable', reason: 'unknown-type', type };
-  if (readable.length < need) return { kind: 'truncated', type, readableLength: readable.length };
+  if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, Z, Z, Z, true, n, 'unknown-type') as UnparsableRequest;
+  if (n < need) return new Decoded('truncated', type, 0, 0, 0, Z, Z, Z, true, n, undefined) as TruncatedRequest;
   switch (type) {
-    case VIRTIO_IOMMU_T_ATTACH:
-      return {
-        kind: 'attach',
-        domain: readU32(readable, OFF_ATTACH_DOMAIN),
-        endpoint: readU32(readable, OFF_ATTACH_ENDPOINT),
-        flags: readU32(readable, OFF_ATTACH_FLAGS),
-        reservedIsZero: readU32(readable, OFF_ATTACH_RESERVED) === 0,
-      };
-    case VIRTIO_IOMMU_T_DETACH:
-      return { kind: 'detach', domain: readU32(readable, OFF_DETACH_DOMAIN), endpoint: readU32(readable, OFF_DETACH_ENDPOINT) };
     case VIRTIO_IOMMU_T_MAP:
-      return {
-        kind: 'map',
-        domain: readU32(readable, OFF_MAP_DOMAIN),
-        start: readU64(readable, OFF_MAP_VIRT_START),
+      return new Decoded(
+        'map',
+        type,
+        readU32(readable, OFF_MAP_DOMAIN),
+        0,
+        readU32(readable, OFF_MAP_FLAGS),
+        readU64(readable, OFF_MAP_VIRT_START),
         // The inclusive virt_end becomes an exclusive end here, and only here.
-        end: readU64(readable, OFF_MAP_VIRT_END) + 1n,
-        phys: readU64(readable, OFF_MAP_PHYS),
-        flags: readU32(readable, OFF_MAP_FLAGS),
-      };
+        readU64(readable, OFF_MAP_VIRT_END) + 1n,
+        readU64(readable, OFF_MAP_PHYS),
+        true,
+        n,
+        undefined,
+      ) as MapRequest;
     case VIRTIO_IOMMU_T_UNMAP:
-      return {
-        kind: 'unmap',
-        domain: readU32(readable, OFF_UNMAP_DOMAIN),
-        start: readU64(readable, OFF_UNMAP_VIRT_START),
-        end: readU64(readable, OFF_UNMAP_VIRT_END) + 1n,
-        reservedIsZero: readU32(readable, OFF_UNMAP_RESERVED) === 0,
-      };
+      return new Decoded(
+        'unmap',
+        type,
+        readU32(readable, OFF_UNMAP_DOMAIN),
+        0,
+        0,
+        readU64(readable, OFF_UNMAP_VIRT_START),
+        readU64(readable, OFF_UNMAP_VIRT_END) + 1n,
+        Z,
+        readU32(readable, OFF_UNMAP_RESERVED) === 0,
+        n,
+        undefined,
+      ) as UnmapRequest;
+    case VIRTIO_IOMMU_T_ATTACH:
+      return new Decoded(
+        'attach',
+        type,
+        readU32(readable, OFF_ATTACH_DOMAIN),
+        readU32(readable, OFF_ATTACH_ENDPOINT),
+        readU32(readable, OFF_ATTACH_FLAGS),
+        Z,
+        Z,
+        Z,
+        readU32(readable, OFF_ATTACH_RESERVED) === 0,
+        n,
+        undefined,
+      ) as AttachRequest;
+    case VIRTIO_IOMMU_T_DETACH:
+      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, Z, Z, Z, true, n, undefined) as DetachRequest;
     default:
-      return { kind: 'probe', endpoint: readU32(readable, OFF_PROBE_ENDPOINT) };
+      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, Z, Z, Z, true, n, undefined) as ProbeRequest;
   }
 }
 

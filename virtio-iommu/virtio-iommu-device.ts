@@ -491,7 +491,7 @@ export class VirtioIommuDevice {
       bypass: this._bypass,
       domains: [...state.domains.values()]
         .sort((a, b) => a.id - b.id)
-        .map((d) => ({ id: d.id, bypass: d.bypass, endpoints: d.endpoints.map((e) => e.id), mappings: d.mappings.toArray().map((m) => ({ ...m })) })),
+        .map((d) => ({ id: d.id, bypass: d.bypass, endpoints: d.endpoints.map((e) => e.id), mappings: d.mappings.toArray().map((m) => ({ start: m.start, end: m.end, phys: m.phys, flags: m.flags })) })),
       endpoints: [...state.endpoints.values()].map((e) => ({
         id: e.id,
         kind: e.mapper.kind,
@@ -667,6 +667,7 @@ export class VirtioIommuDevice {
     return {
       pageSizeMask: mask,
       inputRange: { start, last },
+      inputRangeEnd: last + 1n,
       inputRangeOffered: (this._offered & bit(VIRTIO_IOMMU_F_INPUT_RANGE)) !== 0n,
       domainRange: options.domainRange ?? { start: 0, last: 0xffff_ffff },
       domainRangeOffered: (this._offered & bit(VIRTIO_IOMMU_F_DOMAIN_RANGE)) !== 0n,
