@@ -7,7 +7,8 @@
  * 2. then the platform's MSI windows, inserted with priority as MSI regions
  *    (`resv_region_list_insert`): an MSI window carves the RESERVED region it falls into, so the
  *    result stays sorted and disjoint (spec: "The device SHOULD NOT present multiple RESV_MEM
- *    properties that overlap each other for the same endpoint").
+ *    properties that overlap each other for the same endpoint");
+ * 3. touching regions of the same subtype merged.
  *
  * All ranges are inclusive (`last`), as RESV_MEM's `end` is.
  */
@@ -40,7 +41,21 @@ export function complementOf(usable: readonly IovaRange[]): IovaRange[] {
 export function hostReservedRegions(usable: readonly IovaRange[], msiWindows: readonly IovaRange[]): ReservedRegion[] {
   let regions: ReservedRegion[] = complementOf(usable).map((g) => ({ start: g.start, last: g.last, subtype: 'reserved' as const }));
   for (const w of msiWindows) regions = insertWithPriority(regions, { start: w.start, last: w.last, subtype: 'msi' });
-  return regions;
+  return mergeAdjacent(regions);
+}
+
+/**
+ * Joins touching regions of the same subtype (adjacent MSI bank windows become one MSI region: "The
+ * device SHOULD NOT present more than one VIRTIO_IOMMU_RESV_MEM_T_MSI property per endpoint").
+ */
+export function mergeAdjacent(sorted: readonly ReservedRegion[]): ReservedRegion[] {
+  const out: ReservedRegion[] = [];
+  for (const r of sorted) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && prev.subtype === r.subtype && prev.last + 1n === r.start) out[out.length - 1] = { start: prev.start, last: r.last, subtype: r.subtype };
+    else out.push(r);
+  }
+  return out;
 }
 
 /** Inserts `region`, cutting whatever it overlaps out of the existing regions (the new one wins). */

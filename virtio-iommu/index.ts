@@ -15,6 +15,7 @@ export {
   type GuestRam,
   type VirtioIommuDebugState,
 } from './virtio-iommu-device';
+export type { WindowLayout } from './vfio-endpoint-mapper';
 export type { EndpointMapper, EndpointKind, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 export { GuestMemory } from './guest-memory';
 export { VirtqueueDriver, type Segment, type AddOptions, type UsedEntry } from './virtqueue-driver';

@@ -6,7 +6,8 @@
  *
  * Setup (kvmtool's `vfio_group_init`, reference §5.4): open /dev/vfio/<group of the device>, a new
  * /dev/vfio/vfio, VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU with the first type the container supports
- * of TYPE1v2 ("We really need v2 semantics for unmap-all") and, once it exists, the windowed TYPE2.
+ * of TYPE1v2 ("We really need v2 semantics for unmap-all") and the windowed TYPE2 — TYPE2 first when
+ * the VMM gave a window layout.
  * Everything host-specific is then read from VFIO_IOMMU_GET_INFO, so the same code serves any backend
  * that answers it (DESIGN.md §4: type2 answers GET_INFO with the window size as `iova_pgsizes` and the
  * aperture minus the MSI windows as its IOVA ranges):
@@ -35,17 +36,34 @@
  * Errors: VFIO's EEXIST comes back as 'overlap', type1 v2's bisect EINVAL as 'would-split'; every other
  * errno is thrown as the SysError the kernel raised, for the device's one errno → status table.
  *
- * Not done yet for windowed (type2) hosts, which do not exist in the simulator yet:
- * - its aperture/window geometry must be set (PAMU SET_ATTR) before the first MAP_DMA;
- * - its MSI banks must be mapped by userspace (MAP_MSI_BANK) and their windows reported as RESV_MEM
- *   MSI — today the MSI windows come from the platform description, which knows only type1 machines;
- * - each window must be backed by physically contiguous guest RAM, which a MAP of guest memory does
- *   not guarantee; VFIO's EINVAL would then come back as S_INVAL, where S_RANGE would be closer.
+ * Windowed (type2) hosts need one host-specific step, done right after SET_IOMMU, as the vendor SDK's
+ * QEMU does it (`vfio_connect_container`): a window layout chosen by the VMM (`windows.windowSize`):
+ * n = ⌈guest RAM / W⌉ + the MSI bank count, rounded up to a power of two and checked against the
+ * hardware maximum (GET_ATTR WINDOWS); GEOMETRY [start; start + n·W − 1]; WINDOWS n; then every MSI bank
+ * mapped (MAP_MSI_BANK) into the windows right after guest RAM. Those bank windows are this endpoint's
+ * MSI doorbells, reported by PROBE as RESV_MEM MSI (adjacent ones merged into one region, as the spec
+ * wants one MSI property per endpoint); the rest follows from GET_INFO unchanged.
+ * What remains for windowed hosts:
+ * - each window must be backed by physically contiguous guest RAM (hugepages of at least the window
+ *   size); a guest MAP over RAM that is not gets VFIO's EINVAL, hence S_INVAL, where S_RANGE would be
+ *   closer — the device cannot see host contiguity before asking;
+ * - PAMU's stash attributes are left at their defaults.
  */
 import type { Process } from '../kernel-sim';
 import { SysError } from '../kernel-sim';
 import { VFIO_TYPE1v2_IOMMU } from '../uapi/vfio';
-import { VFIO_TYPE2_IOMMU } from '../uapi/vfio-pamu';
+import {
+  VFIO_ATTR_GEOMETRY,
+  VFIO_ATTR_WINDOWS,
+  VFIO_IOMMU_PAMU_GET_ATTR,
+  VFIO_IOMMU_PAMU_GET_MSI_BANK_COUNT,
+  VFIO_IOMMU_PAMU_MAP_MSI_BANK,
+  VFIO_IOMMU_PAMU_SET_ATTR,
+  VFIO_TYPE2_IOMMU,
+  VfioPamuAttr,
+  VfioPamuMsiBankMap,
+} from '../uapi/vfio-pamu';
+import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE } from '../uapi/vfio';
 import { VIRTIO_IOMMU_MAP_F_MMIO, VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WRITE } from '../uapi/virtio-iommu';
 import { VfioContainer } from '../userspace/vfio-container';
 import type { IommuInfo } from '../userspace/vfio-container';
@@ -53,7 +71,7 @@ import { VfioGroup } from '../userspace/vfio-group';
 import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { hostReservedRegions } from './host-reserved-regions';
 
-/** IOMMU types tried in order at SET_IOMMU. */
+/** IOMMU types tried in order at SET_IOMMU (the windowed one first when the VMM gave a window layout). */
 const IOMMU_TYPES = [VFIO_TYPE1v2_IOMMU, VFIO_TYPE2_IOMMU] as const;
 
 /** Where guest RAM lives in the VMM process: GPA g is HVA `hva + g`. */
@@ -70,6 +88,16 @@ export interface VfioEndpointConfig {
   readonly guestRam: GuestRamRegion;
   /** MSI doorbell windows to report as RESV_MEM MSI. Default: the platform's (platformMsiWindows). */
   readonly msiWindows?: readonly IovaRange[];
+  /** The window layout on a windowed (type2) host; required there, ignored elsewhere. */
+  readonly windows?: WindowLayout;
+}
+
+/** How the VMM lays a windowed host's aperture out. */
+export interface WindowLayout {
+  /** Bytes per window (a power of two; guest RAM should be backed by hugepages at least this large). */
+  readonly windowSize: bigint;
+  /** First IOVA of the aperture (default 0, so IOVA = GPA identity maps work). */
+  readonly start?: bigint;
 }
 
 /**
@@ -114,13 +142,17 @@ export class VfioEndpointMapper implements EndpointMapper {
     const groupId = vmm.kernel.device(bdf).group.id;
     this.group = VfioGroup.open(vmm, groupId);
     let container: VfioContainer | undefined;
+    let hostMsi: IovaRange[] | undefined;
     try {
       container = VfioContainer.open(vmm);
       this.group.setContainer(container);
-      const type = IOMMU_TYPES.find((t) => container!.checkExtension(t) > 0);
+      // A VMM that gave a window layout wants the windowed type; otherwise type1 v2 first (QEMU's order).
+      const order = config.windows !== undefined ? [VFIO_TYPE2_IOMMU, VFIO_TYPE1v2_IOMMU] : IOMMU_TYPES;
+      const type = order.find((t) => container!.checkExtension(t) > 0);
       if (type === undefined) throw new SysError('ENODEV', { reason: `the container of ${bdf} supports neither VFIO_TYPE1v2_IOMMU nor VFIO_TYPE2_IOMMU` });
       container.setIommu(type);
       this.iommuType = type;
+      if (type === VFIO_TYPE2_IOMMU) hostMsi = layOutWindows(vmm, container, config.guestRam.size, config.windows);
       this._info = container.iommuInfo();
     } catch (err) {
       container?.close();
@@ -133,7 +165,7 @@ export class VfioEndpointMapper implements EndpointMapper {
       start: ranges.reduce((m, r) => (r.start < m ? r.start : m), ranges[0]!.start),
       last: ranges.reduce((m, r) => (r.last > m ? r.last : m), ranges[0]!.last),
     };
-    this._reserved = hostReservedRegions(ranges, config.msiWindows ?? platformMsiWindows(vmm, bdf));
+    this._reserved = hostReservedRegions(ranges, config.msiWindows ?? hostMsi ?? platformMsiWindows(vmm, bdf));
   }
 
   pageSizeMask(): bigint {
@@ -263,6 +295,40 @@ export class VfioEndpointMapper implements EndpointMapper {
   get isBypass(): boolean {
     return this._bypass;
   }
+}
+
+/**
+ * The windowed host's layout step (see the file header): GEOMETRY, WINDOWS and one MAP_MSI_BANK per bank.
+ * @returns the bank windows (the endpoint's MSI doorbells)
+ * @throws RangeError without a layout, or when the layout needs more windows than the hardware has
+ * @throws SysError from the PAMU ioctls
+ */
+function layOutWindows(vmm: Process, container: VfioContainer, ramSize: bigint, layout: WindowLayout | undefined): IovaRange[] {
+  if (layout === undefined) throw new RangeError('a windowed (VFIO_TYPE2_IOMMU) host needs a window layout: windows: { windowSize }');
+  const w = layout.windowSize;
+  if (w <= 0n || (w & (w - 1n)) !== 0n) throw new RangeError(`window size ${w} is not a power of two`);
+  const start = layout.start ?? 0n;
+  const attr = (request: number, value: Parameters<typeof VfioPamuAttr.encode>[0]): ReturnType<typeof VfioPamuAttr.decode> => {
+    const buf = VfioPamuAttr.encode({ argsz: VfioPamuAttr.size, ...value });
+    vmm.ioctl(container.fd, request, buf);
+    return VfioPamuAttr.decode(buf);
+  };
+  const banks = vmm.ioctl(container.fd, VFIO_IOMMU_PAMU_GET_MSI_BANK_COUNT);
+  const maxWindows = attr(VFIO_IOMMU_PAMU_GET_ATTR, { attribute: VFIO_ATTR_WINDOWS }).windows;
+  const ramWindows = (ramSize + w - 1n) / w;
+  let n = ramWindows + BigInt(banks);
+  while ((n & (n - 1n)) !== 0n) n += n & -n; // round up to a power of two
+  if (n > BigInt(maxWindows)) throw new RangeError(`${n} windows of ${w} bytes are needed; the hardware has ${maxWindows}`);
+  attr(VFIO_IOMMU_PAMU_SET_ATTR, { attribute: VFIO_ATTR_GEOMETRY, aperture_start: start, aperture_end: start + n * w - 1n });
+  attr(VFIO_IOMMU_PAMU_SET_ATTR, { attribute: VFIO_ATTR_WINDOWS, windows: Number(n) });
+  const doorbells: IovaRange[] = [];
+  for (let i = 0; i < banks; i++) {
+    const iova = start + (ramWindows + BigInt(i)) * w;
+    const map = VfioPamuMsiBankMap.encode({ argsz: VfioPamuMsiBankMap.size, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, msi_bank_index: i, iova });
+    vmm.ioctl(container.fd, VFIO_IOMMU_PAMU_MAP_MSI_BANK, map);
+    doorbells.push({ start: iova, last: iova + w - 1n });
+  }
+  return doorbells;
 }
 
 function roundUp(x: bigint, granule: bigint): bigint {

@@ -56,7 +56,7 @@ import { GuestMemory } from './guest-memory';
 import { granuleOf, IommuState, type IommuLimits } from './iommu-state';
 import { executeRequest } from './request-dispatcher';
 import { checkQueueConfig, SplitVirtqueue, type QueueConfig } from './split-virtqueue';
-import { platformMsiWindows, VfioEndpointMapper } from './vfio-endpoint-mapper';
+import { VfioEndpointMapper, type WindowLayout } from './vfio-endpoint-mapper';
 import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
@@ -95,6 +95,8 @@ export interface VfioEndpointSpec {
   readonly bdf: string;
   /** MSI windows to report as RESV_MEM MSI. Default: the platform's for the function's IOMMU unit. */
   readonly msiWindows?: readonly IovaRange[];
+  /** Window layout when the host IOMMU is windowed (VFIO_TYPE2_IOMMU). */
+  readonly windows?: WindowLayout;
 }
 
 /** A device the virtio-iommu translates itself. */
@@ -619,7 +621,8 @@ export class VirtioIommuDevice {
             vmm,
             bdf: spec.bdf,
             guestRam: config.guestRam,
-            msiWindows: spec.msiWindows ?? platformMsiWindows(vmm, spec.bdf),
+            ...(spec.msiWindows === undefined ? {} : { msiWindows: spec.msiWindows }),
+            ...(spec.windows === undefined ? {} : { windows: spec.windows }),
           });
           const ep = new Endpoint(spec.id, mapper, spec.bdf);
           endpoints.push(ep);

@@ -7,7 +7,7 @@
  * well-formed tail (used length, reserved bytes) by the caller through `Reply`.
  */
 import { Kernel, type KernelOptions, type PciDeviceSpec } from '../../index';
-import type { MachineName, MachineSpec, Process } from '../../kernel-sim';
+import type { MachineName, MachineSpec, PageSize, Process } from '../../kernel-sim';
 import { uapi } from '../../index';
 import { GuestMemory } from '../../virtio-iommu/guest-memory';
 import { VirtqueueDriver, type AddOptions, type Segment, type UsedEntry } from '../../virtio-iommu/virtqueue-driver';
@@ -107,6 +107,8 @@ export interface GuestOptions {
   options?: VirtioIommuOptions;
   /** Guest RAM bytes. Default 16 MiB. */
   ramSize?: number;
+  /** Page size backing guest RAM in the VMM. Default '4K'. */
+  ramPageSize?: PageSize;
   /** Features the driver accepts; default: everything offered. `(offered) => accepted`. */
   accept?: (offered: bigint) => bigint;
   /** Skip DRIVER_OK and queue setup. */
@@ -132,7 +134,7 @@ export class Guest {
     for (const ep of opts.endpoints) if (ep.kind === 'vfio') this.kernel.bindDriver(ep.bdf, 'vfio-pci');
     this.vmm = this.kernel.spawn({ memlockLimit: 1n << 34n });
     this.ramSize = opts.ramSize ?? 16 << 20;
-    this.ramHva = this.vmm.mmap(this.ramSize);
+    this.ramHva = this.vmm.mmap(this.ramSize, { pageSize: opts.ramPageSize ?? '4K' });
     this.device = new VirtioIommuDevice(this.vmm, { guestRam: { hva: this.ramHva, size: BigInt(this.ramSize) }, endpoints: opts.endpoints, options: opts.options ?? {} });
     this.mem = new GuestMemory(this.vmm, this.ramHva, BigInt(this.ramSize));
     this.freeRam = 4 << 20;
