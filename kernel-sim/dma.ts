@@ -3,10 +3,18 @@
  * the device's group, and touches the physical memory behind it. An access the domain does not
  * allow is refused whole (nothing is read or written) with a DmaFault, and recorded in the kernel's
  * fault log, as the IOMMU's fault reporting would (dmar_fault / arm_smmu_evtq).
+ *
+ * Doorbells (../mmio): a write whose IOVA an IOMMU intercepts (the x86 interrupt address range) skips
+ * translation and goes to the interrupt handler when it is one aligned DWORD (an interrupt request);
+ * any other write there is a malformed request, refused whole and logged as a fault with reason
+ * 'unmapped' (nothing can be mapped in the range). A write page that translates to a doorbell frame
+ * goes to the doorbell's handler, one aligned 32-bit word at a time, never to RAM; reads of a doorbell
+ * frame return zeros. `dmaWriteU32` is the MSI write: one DWORD, no exception and no allocation unless
+ * it faults.
  */
 import { PAGE_SHIFT, PAGE_SIZE, IOMMU_READ, IOMMU_WRITE, TRANSLATE_BLOCKED, TRANSLATE_NO_PERMISSION } from './iommu/iommu-domain';
-import type { PhysMemory } from './mm/phys-mem';
-import type { PciDevice } from './pci/pci-device';
+import type { MmioRegion } from './mmio';
+import type { DmaBus, PciDevice } from './pci/pci-device';
 
 /** Why the IOMMU refused a device access. */
 export type DmaFaultReason = 'no-domain' | 'unmapped' | 'permission' | 'out-of-range' | 'blocked';
@@ -70,66 +78,142 @@ export class DmaFaultLog {
 
 const MAX_IOVA = (1n << 64n) - 1n;
 
+/** In a translated page list: this page's IOVA is intercepted (writes go to the interrupt handler). */
+const PAGE_INTERCEPTED = -100;
+
+function faultReason(pfn: number): DmaFaultReason {
+  return pfn === TRANSLATE_NO_PERMISSION ? 'permission' : pfn === TRANSLATE_BLOCKED ? 'blocked' : 'unmapped';
+}
+
+function faultRecord(device: PciDevice, iova: bigint, write: boolean, reason: DmaFaultReason): DmaFaultRecord {
+  return {
+    bdf: device.bdf,
+    group: device.group.id,
+    iova,
+    access: write ? 'write' : 'read',
+    reason,
+    ...(device.liodn === undefined ? {} : { liodn: device.liodn }),
+  };
+}
+
 /**
- * Translates an access of `length` bytes at `iova` into frame numbers (one per touched page).
- * @throws DmaFault (recorded in `log`)
+ * Translates an access of `length` bytes at `iova` into frame numbers (one per touched page), or
+ * PAGE_INTERCEPTED for a written page whose IOVA an IOMMU intercepts.
+ * @throws DmaFault (recorded in the bus's log)
  */
-function translateRange(device: PciDevice, iova: bigint, length: number, write: boolean, log: DmaFaultLog): number[] {
+function translateRange(device: PciDevice, bus: DmaBus, iova: bigint, length: number, write: boolean): number[] {
   const access = write ? IOMMU_WRITE : IOMMU_READ;
   const fail = (at: bigint, reason: DmaFaultReason): never => {
-    const record: DmaFaultRecord = {
-      bdf: device.bdf,
-      group: device.group.id,
-      iova: at,
-      access: write ? 'write' : 'read',
-      reason,
-      ...(device.liodn === undefined ? {} : { liodn: device.liodn }),
-    };
-    log.record(record);
+    const record = faultRecord(device, at, write, reason);
+    bus.faults.record(record);
     throw new DmaFault(record);
   };
   if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('DMA length must be a non-negative integer');
   if (iova < 0n || iova + BigInt(Math.max(length, 1)) - 1n > MAX_IOVA) fail(iova, 'out-of-range');
+  const mmio = bus.mmio;
+  const intercepts = write && mmio.hasIntercepts;
   const domain = device.group.domain;
-  if (domain === undefined) fail(iova, 'no-domain');
   const first = Number(iova >> BigInt(PAGE_SHIFT));
   const last = Number((iova + BigInt(Math.max(length, 1)) - 1n) >> BigInt(PAGE_SHIFT));
   const pfns: number[] = [];
   for (let page = first; page <= last; page++) {
-    const pfn = domain!.translate(page, access, device);
-    if (pfn < 0) {
-      const at = page === first ? iova : BigInt(page) << BigInt(PAGE_SHIFT);
-      fail(at, pfn === TRANSLATE_NO_PERMISSION ? 'permission' : pfn === TRANSLATE_BLOCKED ? 'blocked' : 'unmapped');
+    if (intercepts && mmio.interceptAt(page) !== undefined) {
+      // An interrupt request is one aligned DWORD; anything else is malformed, blocked and logged (VT-d).
+      if (length !== 4 || (iova & 3n) !== 0n) fail(page === first ? iova : BigInt(page) << BigInt(PAGE_SHIFT), 'unmapped');
+      pfns.push(PAGE_INTERCEPTED);
+      continue;
     }
+    const pfn = domain === undefined ? TRANSLATE_BLOCKED : domain.translate(page, access, device);
+    if (pfn < 0) fail(page === first ? iova : BigInt(page) << BigInt(PAGE_SHIFT), domain === undefined ? 'no-domain' : faultReason(pfn));
     pfns.push(pfn);
   }
   return pfns;
 }
 
-/** A device reads `length` bytes at `iova`. @throws DmaFault */
-export function dmaRead(device: PciDevice, phys: PhysMemory, log: DmaFaultLog, iova: bigint, length: number): Uint8Array {
-  const pfns = translateRange(device, iova, length, false, log);
+/**
+ * Hands the aligned 32-bit words of `bytes[src, src + n)`, written at byte `offset` of frame `pfn` of
+ * `region`, to the region's handler; bytes that do not fill an aligned word are dropped.
+ */
+function writeWords(region: MmioRegion, pfn: number, offset: number, bytes: Uint8Array, src: number, n: number, device: PciDevice): void {
+  const base = (pfn - region.firstPfn) * PAGE_SIZE;
+  for (let o = (offset + 3) & ~3; o + 4 <= offset + n; o += 4) {
+    const i = src + (o - offset);
+    const value = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0;
+    region.onWrite(base + o, value, device);
+  }
+}
+
+/** A device reads `length` bytes at `iova`; doorbell frames read as zeros. @throws DmaFault */
+export function dmaRead(device: PciDevice, bus: DmaBus, iova: bigint, length: number): Uint8Array {
+  const pfns = translateRange(device, bus, iova, length, false);
   const out = new Uint8Array(length);
+  const doorbells = bus.mmio.hasDoorbells;
   let offset = Number(iova & BigInt(PAGE_SIZE - 1));
   let done = 0;
   for (const pfn of pfns) {
     const n = Math.min(PAGE_SIZE - offset, length - done);
-    phys.read(pfn, offset, out, done, n);
+    if (!doorbells || bus.mmio.doorbellAt(pfn) === undefined) bus.phys.read(pfn, offset, out, done, n);
     done += n;
     offset = 0;
   }
   return out;
 }
 
-/** A device writes `bytes` at `iova`; a faulting write changes nothing. @throws DmaFault */
-export function dmaWrite(device: PciDevice, phys: PhysMemory, log: DmaFaultLog, iova: bigint, bytes: Uint8Array): void {
-  const pfns = translateRange(device, iova, bytes.length, true, log);
+/**
+ * A device writes `bytes` at `iova`; a faulting write changes nothing. Pages that are doorbells or
+ * intercepted interrupt addresses take aligned 32-bit words instead of bytes. @throws DmaFault
+ */
+export function dmaWrite(device: PciDevice, bus: DmaBus, iova: bigint, bytes: Uint8Array): void {
+  const pfns = translateRange(device, bus, iova, bytes.length, true);
+  const mmio = bus.mmio;
+  const special = !mmio.isEmpty;
+  let page = Number(iova >> BigInt(PAGE_SHIFT));
   let offset = Number(iova & BigInt(PAGE_SIZE - 1));
   let done = 0;
   for (const pfn of pfns) {
     const n = Math.min(PAGE_SIZE - offset, bytes.length - done);
-    phys.write(pfn, offset, bytes, done, n);
+    const region = !special ? undefined : pfn === PAGE_INTERCEPTED ? mmio.interceptAt(page) : mmio.doorbellAt(pfn);
+    if (region !== undefined) writeWords(region, pfn === PAGE_INTERCEPTED ? page : pfn, offset, bytes, done, n, device);
+    else bus.phys.write(pfn, offset, bytes, done, n);
     done += n;
     offset = 0;
+    page++;
   }
+}
+
+/**
+ * One naturally aligned 32-bit write (an MSI message) at IOVA frame `iovaPfn`, byte `offset` (a multiple
+ * of 4): intercepted, or translated to a doorbell or RAM. Allocates nothing and throws nothing on the
+ * success path; a fault is recorded in the bus's log.
+ * @returns false when the IOMMU refused the write
+ */
+export function dmaWriteU32(device: PciDevice, bus: DmaBus, iovaPfn: number, offset: number, value: number): boolean {
+  const mmio = bus.mmio;
+  if (mmio.hasIntercepts) {
+    const region = mmio.interceptAt(iovaPfn);
+    if (region !== undefined) {
+      region.onWrite((iovaPfn - region.firstPfn) * PAGE_SIZE + offset, value, device);
+      return true;
+    }
+  }
+  const domain = device.group.domain;
+  const pfn = domain === undefined ? TRANSLATE_BLOCKED : domain.translate(iovaPfn, IOMMU_WRITE, device);
+  if (pfn < 0) {
+    const iova = (BigInt(iovaPfn) << BigInt(PAGE_SHIFT)) | BigInt(offset);
+    bus.faults.record(faultRecord(device, iova, true, domain === undefined ? 'no-domain' : faultReason(pfn)));
+    return false;
+  }
+  if (mmio.hasDoorbells) {
+    const region = mmio.doorbellAt(pfn);
+    if (region !== undefined) {
+      region.onWrite((pfn - region.firstPfn) * PAGE_SIZE + offset, value, device);
+      return true;
+    }
+  }
+  const bytes = bus.phys.pageData(pfn);
+  bytes[offset] = value;
+  bytes[offset + 1] = value >>> 8;
+  bytes[offset + 2] = value >>> 16;
+  bytes[offset + 3] = value >>> 24;
+  return true;
 }

@@ -9,6 +9,7 @@
 import { DmaFaultLog, type DmaFaultRecord } from './dma';
 import { SimBugError, sysError } from './errors';
 import { Devfs } from './fs/devfs';
+import type { EventFd } from './fs/eventfd';
 import { FaultInjector } from './fault-injector';
 import type { IommuHardware } from './iommu/iommu-domain';
 import { IommuGroup } from './iommu/iommu-group';
@@ -16,7 +17,8 @@ import { PagedIommu } from './iommu/paged/paged-iommu';
 import { WindowedIommu } from './iommu/windowed/windowed-iommu';
 import { machinePreset, pciControllerLiodn, type IommuUnitSpec, type MachineName, type MachineSpec } from './machines';
 import type { AddressSpace } from './mm/address-space';
-import { PhysMemory, type PhysMemoryOptions } from './mm/phys-mem';
+import { ANON_BASE_PFN, HUGE_BASE_PFN, PhysMemory, type PhysMemoryOptions } from './mm/phys-mem';
+import { Mmio } from './mmio';
 import { PciDevice, type PciDeviceSpec } from './pci/pci-device';
 import { HOST_DRIVER, PCI_STUB_DRIVER, type PciDriver } from './pci/pci-driver';
 import { Process, type SpawnOptions } from './process';
@@ -67,6 +69,10 @@ export class Kernel {
   readonly faultInjector = new FaultInjector();
   readonly dmaFaultLog = new DmaFaultLog();
   readonly iommus: readonly IommuHardware[];
+  /** Doorbells and interrupt address ranges that device writes reach instead of RAM. */
+  readonly mmio: Mmio;
+  /** Every eventfd whose file is alive (fds and kernel references); a leak shows at shutdown. */
+  readonly eventfds = new Set<EventFd>();
 
   private readonly _devices = new Map<string, PciDevice>();
   private readonly _groups = new Map<number, IommuGroup>();
@@ -102,6 +108,10 @@ export class Kernel {
       disableHugepages: options.disableHugepages ?? false,
     };
     this.phys = new PhysMemory({ ...this.machine.memory, ...options.memory });
+    this.mmio = new Mmio([
+      [ANON_BASE_PFN, this.phys.anonFrames],
+      [HUGE_BASE_PFN, this.phys.hugeFrames],
+    ]);
     this.iommus = this.machine.iommus.map(createHardware);
     this.registerDriver(HOST_DRIVER);
     this.registerDriver(PCI_STUB_DRIVER);
@@ -131,7 +141,7 @@ export class Kernel {
     }
     // PAMU identifies requesters by LIODN: a device without one uses its PCIe controller's.
     const liodn = spec.liodn ?? (unit.model === 'windowed' ? pciControllerLiodn(spec.bdf) : undefined);
-    const device = new PciDevice({ ...spec, liodn }, group, { phys: this.phys, faults: this.dmaFaultLog });
+    const device = new PciDevice({ ...spec, liodn }, group, { phys: this.phys, faults: this.dmaFaultLog, mmio: this.mmio });
     group.devices.push(device);
     this._devices.set(spec.bdf, device);
   }
@@ -149,6 +159,11 @@ export class Kernel {
     const module = this._modules.get(name);
     if (module === undefined) throw new RangeError(`module ${name} is not loaded`);
     return module as T;
+  }
+
+  /** A loaded module by name, or undefined (for optional collaborations between modules). */
+  findModule<T extends KernelModule>(name: string): T | undefined {
+    return this._modules.get(name) as T | undefined;
   }
 
   // ---- processes ---------------------------------------------------------------------------------
@@ -282,6 +297,8 @@ export class Kernel {
     for (const group of this._groups.values()) {
       if (group.userOwner !== undefined) problems.push(`group ${group.id} still owned by a user`);
     }
+    // Every fd is closed, so a live eventfd is a reference kernel code forgot to put.
+    if (this.eventfds.size !== 0) problems.push(`${this.eventfds.size} eventfds still referenced`);
     if (problems.length > 0) throw new SimBugError(`leaks after shutdown:\n- ${problems.join('\n- ')}`);
   }
 }

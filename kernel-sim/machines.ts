@@ -13,6 +13,8 @@
  *   so type1-style checks do not interfere: MSI bank isolation (one bank per container) is enforced by
  *   the type2 backend with the MSI bank model. PCI devices without a `liodn` get their controller's
  *   (`pciControllerLiodn`).
+ * Each preset names its MSI controller (`msi`, built by msi/): VT-d interrupt remapping, x86
+ * compatibility format, the GICv3 ITS of QEMU's 'virt' board, or the P4080 / T4240 MPIC MSI banks.
  */
 import type { IommuHardware, ReservedRegion } from './iommu/iommu-domain';
 import type { WindowedIommuParams } from './iommu/windowed-domain';
@@ -54,6 +56,36 @@ export type IommuUnitSpec = (PagedIommuUnitSpec | WindowedIommuUnitSpec | Custom
   readonly isolatedMsi: boolean;
 };
 
+/**
+ * The machine's MSI controller: where device MSI writes land and how a message names its interrupt
+ * (msi/ builds the controller from this).
+ * - `x86-remapping`: VT-d interrupt remapping. Writes to 0xFEE00000–0xFEEFFFFF are intercepted before
+ *   DMA translation and looked up in the interrupt remapping table (65536 IRTEs), whose entries check
+ *   the requester (source-id validation).
+ * - `x86-compat`: no remapping. The same range is intercepted, but the message itself names the
+ *   destination APIC (address bits 19:12) and the vector (data bits 7:0): a device can forge any
+ *   vector on any CPU. `cpus` (default 8) × vectors 0x21–0xEB are allocatable.
+ * - `arm-its`: a GICv3 ITS. MSIs are 32-bit writes of an EventID to GITS_TRANSLATER (physical
+ *   `translater`); the ITS takes the DeviceID from the requester, so a device can only raise its own
+ *   events. Behind an SMMU the doorbell page must be mapped in the device's domain (the SW_MSI cookie).
+ * - `mpic`: Freescale MPIC MSI banks. Each bank's MSIIR sits alone in an alias page (`aliasPages`, at
+ *   `msiirOffset`); data = hwirq = (MSIR index << srsShift) | (bit << ibsShift). Any device that can
+ *   write a bank's page can raise any of its `vectorsPerBank` interrupts.
+ */
+export type MsiControllerSpec =
+  | { readonly kind: 'x86-remapping' }
+  | { readonly kind: 'x86-compat'; readonly cpus?: number }
+  | { readonly kind: 'arm-its'; readonly translater: bigint }
+  | {
+      readonly kind: 'mpic';
+      readonly aliasPages: readonly bigint[];
+      readonly msiirOffset: number;
+      readonly vectorsPerBank: number;
+      readonly srsShift: number;
+      readonly ibsShift: number;
+    }
+  | { readonly kind: 'none' };
+
 /** A whole machine. */
 export interface MachineSpec {
   readonly name: string;
@@ -61,6 +93,8 @@ export interface MachineSpec {
   /** The first unit is the default for devices that name none. */
   readonly iommus: readonly IommuUnitSpec[];
   readonly memory: PhysMemoryOptions;
+  /** The MSI controller; when absent, msi/ infers it from the preset name and reserved regions. */
+  readonly msi?: MsiControllerSpec;
 }
 
 /** The x86 interrupt address range, reserved as IOMMU_RESV_MSI by intel-iommu (IOAPIC_RANGE). */
@@ -105,6 +139,36 @@ export function pciControllerLiodn(bdf: string): number {
   return PCI_CONTROLLER_LIODN_BASE + parseInt(domain, 16);
 }
 
+/** VT-d with interrupt remapping. */
+export const X86_REMAPPING_MSI: MsiControllerSpec = { kind: 'x86-remapping' };
+/** x86 without interrupt remapping: compatibility-format messages, 8 CPUs. */
+export const X86_COMPAT_MSI: MsiControllerSpec = { kind: 'x86-compat', cpus: 8 };
+/**
+ * The GICv3 ITS of QEMU's arm64 'virt' board: ITS at 0x08080000 (VIRT_GIC_ITS), its translation frame
+ * 64 KiB above, GITS_TRANSLATER at offset 0x40 of that frame (its->phys_base + GITS_TRANSLATER 0x10040).
+ */
+export const ARM_ITS_MSI: MsiControllerSpec = { kind: 'arm-its', translater: 0x08090040n };
+/** CCSR base the PAMU SDK hard-codes (CCSR_BASE in fsl_msi.c; reference/pamu-windowed.md §5). */
+export const FSL_CCSR_BASE = 0xffe000000n;
+/** P4080: 3 MPIC banks of 256 MSIs, MSIIR aliases at CCSR 0x44140/0x45140/0x46140 (srs_shift 5, ibs_shift 0). */
+export const P4080_MPIC_MSI: MsiControllerSpec = {
+  kind: 'mpic',
+  aliasPages: [FSL_CCSR_BASE + 0x44000n, FSL_CCSR_BASE + 0x45000n, FSL_CCSR_BASE + 0x46000n],
+  msiirOffset: 0x140,
+  vectorsPerBank: 256,
+  srsShift: 5,
+  ibsShift: 0,
+};
+/** T4240: 4 MPIC v4.3 banks of 512 MSIs, MSIIR1 aliases at CCSR 0x44148…0x47148 (srs_shift 0, ibs_shift 4). */
+export const T4240_MPIC_MSI: MsiControllerSpec = {
+  kind: 'mpic',
+  aliasPages: [FSL_CCSR_BASE + 0x44000n, FSL_CCSR_BASE + 0x45000n, FSL_CCSR_BASE + 0x46000n, FSL_CCSR_BASE + 0x47000n],
+  msiirOffset: 0x148,
+  vectorsPerBank: 512,
+  srsShift: 0,
+  ibsShift: 4,
+};
+
 /** The built-in presets by name. */
 export const MACHINE_PRESETS = {
   'x86-vtd': {
@@ -112,12 +176,14 @@ export const MACHINE_PRESETS = {
     description: 'x86-64 with Intel VT-d: 4K/2M/1G page tables, 48-bit IOVA, interrupt remapping',
     iommus: [VTD_UNIT],
     memory: {},
+    msi: X86_REMAPPING_MSI,
   },
   'x86-vtd-no-ir': {
     name: 'x86-vtd-no-ir',
     description: 'x86-64 with Intel VT-d but no interrupt remapping (MSIs are not isolated)',
     iommus: [{ ...VTD_UNIT, isolatedMsi: false }],
     memory: {},
+    msi: X86_COMPAT_MSI,
   },
   'arm-smmuv3': {
     name: 'arm-smmuv3',
@@ -135,18 +201,21 @@ export const MACHINE_PRESETS = {
       },
     ],
     memory: {},
+    msi: ARM_ITS_MSI,
   },
   'fsl-p4080': {
     name: 'fsl-p4080',
     description: 'Freescale QorIQ P4080 (e500mc): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 3 MPIC MSI banks',
     iommus: [PAMU_UNIT],
     memory: {},
+    msi: P4080_MPIC_MSI,
   },
   'fsl-t4240': {
     name: 'fsl-t4240',
     description: 'Freescale QorIQ T4240 (e6500): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 4 MPIC v4.3 MSI banks',
     iommus: [PAMU_UNIT],
     memory: {},
+    msi: T4240_MPIC_MSI,
   },
 } as const satisfies Record<string, MachineSpec>;
 

@@ -6,6 +6,7 @@
  * request name, as Node's uvException does; deep code only says which errno and why.
  */
 import { SimBugError, SysError, sysError } from './errors';
+import { createEventFdFile, isEventFdFile, type EventFd, type EventFdOptions } from './fs/eventfd';
 import { FdTable } from './fs/fd-table';
 import type { IoctlArg, SimFile } from './fs/file';
 import { PAGE_SHIFT } from './iommu/iommu-domain';
@@ -146,6 +147,53 @@ export class Process {
       if (err instanceof SysError) return err.errno;
       throw err;
     }
+  }
+
+  // ---- eventfd -----------------------------------------------------------------------------------
+
+  /**
+   * eventfd2(initval, EFD_NONBLOCK [| EFD_SEMAPHORE]): a new eventfd, for VFIO_DEVICE_SET_IRQS.
+   * @throws SysError EINVAL (initval not an unsigned int), EMFILE
+   */
+  eventfd(options: EventFdOptions = {}): number {
+    this._alive();
+    try {
+      return this.installFile(createEventFdFile(options, this.kernel.eventfds));
+    } catch (err) {
+      throw enrich(err, 'eventfd2');
+    }
+  }
+
+  /**
+   * read(fd, &u64, 8) on a non-blocking eventfd: the count (then cleared; 1 and a decrement with
+   * EFD_SEMAPHORE).
+   * @throws SysError EAGAIN (nothing arrived), EBADF (fd not open), EINVAL (not an eventfd)
+   */
+  eventfdRead(fd: number): bigint {
+    try {
+      return this._eventfd(fd).read();
+    } catch (err) {
+      throw enrich(err, 'read', undefined, fd);
+    }
+  }
+
+  /**
+   * write(fd, &u64, 8) on a non-blocking eventfd: adds `value`.
+   * @throws SysError EAGAIN (the counter would overflow), EINVAL (ULLONG_MAX, or not an eventfd), EBADF
+   */
+  eventfdWrite(fd: number, value: bigint | number = 1n): void {
+    try {
+      this._eventfd(fd).write(BigInt(value));
+    } catch (err) {
+      throw enrich(err, 'write', undefined, fd);
+    }
+  }
+
+  private _eventfd(fd: number): EventFd {
+    const file = this._fds.lookup(fd);
+    if (file === undefined) throw sysError('EBADF', `fd ${fd} is not open`);
+    if (!isEventFdFile(file)) throw sysError('EINVAL', `fd ${fd} is not an eventfd`);
+    return file.data;
   }
 
   // ---- memory ------------------------------------------------------------------------------------

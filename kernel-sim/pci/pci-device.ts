@@ -1,18 +1,52 @@
 /**
  * A PCI function: address (BDF), identity, BARs, interrupt capabilities, its IOMMU group, its driver,
  * and the DMA it initiates (translated through the group's IOMMU domain; see ../dma).
+ *
+ * Interrupts, as the function sends them:
+ * - MSI and MSI-X: the capability holds one programmed message per vector (address, data) and a
+ *   per-vector mask. `raiseMsi(vector)` is the function's MSI write: a 32-bit DMA write of `data` to
+ *   `address`, translated by the IOMMU like any other write (so an unmapped doorbell faults, the fault
+ *   is logged, and no interrupt is delivered). Only the enabled capability sends (MSI and MSI-X are
+ *   never both enabled, PCI 3.0 §6.8); a vector that is not programmed, or is masked, is not sent
+ *   (the PCI rule for a masked MSI-X vector; the model gives MSI per-vector masking too). The kernel's
+ *   MSI layer programs the messages (pci_write_msi_msg) and masks or unmasks vectors as irqs are
+ *   requested and freed.
+ * - INTx: a level. `raiseIntx` asserts the line, `lowerIntx` deasserts it (the device's driver cleared
+ *   the cause). Whoever registered an INTx handler (vfio-pci's) sees each assertion, and may ask whether
+ *   the line is still asserted when it unmasks (pci_check_and_unmask_intx).
  */
-import { dmaRead, dmaWrite, type DmaFaultLog } from '../dma';
-import { sysError } from '../errors';
+import { dmaRead, dmaWrite, dmaWriteU32, type DmaFaultLog } from '../dma';
+import { SimBugError, sysError } from '../errors';
 import type { IommuGroup } from '../iommu/iommu-group';
 import type { PhysMemory } from '../mm/phys-mem';
+import type { Mmio } from '../mmio';
 import type { PciDriver } from './pci-driver';
 
-/** What a device's DMA reaches: the machine's memory and the IOMMU fault log. */
+/** What a device's DMA reaches: the machine's memory, its doorbells, and the IOMMU fault log. */
 export interface DmaBus {
   readonly phys: PhysMemory;
   readonly faults: DmaFaultLog;
+  readonly mmio: Mmio;
 }
+
+/** Which message-signalled interrupt capability is enabled. */
+export type MsiMode = 'none' | 'msi' | 'msix';
+
+/** One vector's state in the MSI or MSI-X capability. */
+export interface MsiVectorState {
+  /** The programmed message address (0n before programming). */
+  readonly address: bigint;
+  /** The programmed message data (u32). */
+  readonly data: number;
+  /** Programmed and not masked: the function may send it. */
+  readonly enabled: boolean;
+}
+
+/**
+ * The handler of the function's INTx line (request_irq on pdev->irq). Called on each assertion;
+ * returns whether it signalled anything.
+ */
+export type IntxHandler = () => boolean;
 
 /** One base address register. A size of 0 means the BAR is not implemented. */
 export interface PciBar {
@@ -85,6 +119,17 @@ export class PciDevice {
   /** Resets performed (VFIO_DEVICE_RESET, hot reset). */
   resetCount = 0;
 
+  // MSI/MSI-X capability state, as typed arrays so `raiseMsi` reads it without BigInt or allocation.
+  private _msiMode: MsiMode = 'none';
+  private _msiCount = 0;
+  private _msiIovaPfn = new Float64Array(0);
+  private _msiOffset = new Int32Array(0);
+  private _msiData = new Uint32Array(0);
+  /** Bit 0: programmed; bit 1: masked. A vector sends when the value is exactly 1. */
+  private _msiState = new Uint8Array(0);
+  private _intxAsserted = false;
+  private _intxHandler: IntxHandler | undefined;
+
   constructor(
     spec: PciDeviceSpec,
     readonly group: IommuGroup,
@@ -129,7 +174,7 @@ export class PciDevice {
    * @throws DmaFault when any byte is not mapped for reading (nothing is read)
    */
   dmaRead(iova: bigint, length: number): Uint8Array {
-    return dmaRead(this, this._bus.phys, this._bus.faults, iova, length);
+    return dmaRead(this, this._bus, iova, length);
   }
 
   /**
@@ -137,7 +182,125 @@ export class PciDevice {
    * @throws DmaFault when any byte is not mapped for writing (nothing is written)
    */
   dmaWrite(iova: bigint, bytes: Uint8Array): void {
-    dmaWrite(this, this._bus.phys, this._bus.faults, iova, bytes);
+    dmaWrite(this, this._bus, iova, bytes);
+  }
+
+  // ---- MSI / MSI-X ---------------------------------------------------------------------------------
+
+  /** The enabled capability. */
+  get msiMode(): MsiMode {
+    return this._msiMode;
+  }
+
+  /** Vectors of the enabled capability (0 when none is enabled). */
+  get msiVectorCount(): number {
+    return this._msiCount;
+  }
+
+  /**
+   * Enables the MSI or MSI-X capability with `vectorCount` vectors, none programmed, all masked.
+   * @throws SimBugError when a capability is already enabled or the function has fewer vectors
+   */
+  enableMsi(mode: 'msi' | 'msix', vectorCount: number): void {
+    if (this._msiMode !== 'none') throw new SimBugError(`${this.bdf}: ${mode} enabled while ${this._msiMode} is`);
+    const max = mode === 'msi' ? this.msiVectors : this.msixVectors;
+    if (!Number.isInteger(vectorCount) || vectorCount < 1 || vectorCount > max) {
+      throw new SimBugError(`${this.bdf}: ${vectorCount} ${mode} vectors asked, the function has ${max}`);
+    }
+    this._msiMode = mode;
+    this._msiCount = vectorCount;
+    this._msiIovaPfn = new Float64Array(vectorCount);
+    this._msiOffset = new Int32Array(vectorCount);
+    this._msiData = new Uint32Array(vectorCount);
+    this._msiState = new Uint8Array(vectorCount).fill(2);
+  }
+
+  /** Disables the enabled capability; every vector's message is forgotten. */
+  disableMsi(): void {
+    this._msiMode = 'none';
+    this._msiCount = 0;
+    this._msiIovaPfn = new Float64Array(0);
+    this._msiOffset = new Int32Array(0);
+    this._msiData = new Uint32Array(0);
+    this._msiState = new Uint8Array(0);
+  }
+
+  /**
+   * Writes a vector's message (pci_write_msi_msg); the mask is unchanged.
+   * @throws SimBugError for a vector outside the enabled capability, or an address that is not a
+   *   DWORD-aligned u64 (PCI: Message Address bits 1:0 are 0)
+   */
+  programMsiVector(vector: number, address: bigint, data: number): void {
+    this._checkVector(vector);
+    if (address < 0n || address >= 1n << 64n || (address & 3n) !== 0n) {
+      throw new SimBugError(`${this.bdf}: MSI address 0x${address.toString(16)} is not a DWORD-aligned u64`);
+    }
+    this._msiIovaPfn[vector] = Number(address >> 12n);
+    this._msiOffset[vector] = Number(address & 0xfffn);
+    this._msiData[vector] = data >>> 0;
+    this._msiState[vector] = this._msiState[vector]! | 1;
+  }
+
+  /** Sets or clears a vector's mask bit. @throws SimBugError for a vector outside the enabled capability */
+  maskMsiVector(vector: number, masked: boolean): void {
+    this._checkVector(vector);
+    this._msiState[vector] = masked ? this._msiState[vector]! | 2 : this._msiState[vector]! & ~2;
+  }
+
+  /** A vector's state, or undefined outside the enabled capability. */
+  msiVector(vector: number): MsiVectorState | undefined {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this._msiCount) return undefined;
+    return {
+      address: (BigInt(this._msiIovaPfn[vector]!) << 12n) | BigInt(this._msiOffset[vector]!),
+      data: this._msiData[vector]!,
+      enabled: this._msiState[vector] === 1,
+    };
+  }
+
+  /**
+   * The function sends vector `vector` of its enabled capability: a 32-bit DMA write of the message data
+   * to the message address, through the IOMMU (or the interrupt address range an IOMMU intercepts).
+   * Allocates nothing unless the write faults.
+   * @returns true when the write left the function and was not refused by the IOMMU (whether it became
+   *   an interrupt is the MSI controller's business: see its counters); false when the vector is not
+   *   enabled (nothing is sent) or the write faulted (logged in the kernel's fault log).
+   */
+  raiseMsi(vector: number): boolean {
+    if (!(vector >= 0 && vector < this._msiCount) || this._msiState[vector] !== 1) return false;
+    return dmaWriteU32(this, this._bus, this._msiIovaPfn[vector]!, this._msiOffset[vector]!, this._msiData[vector]!);
+  }
+
+  private _checkVector(vector: number): void {
+    if (!Number.isInteger(vector) || vector < 0 || vector >= this._msiCount) {
+      throw new SimBugError(`${this.bdf}: vector ${vector} outside the enabled ${this._msiMode} capability (${this._msiCount})`);
+    }
+  }
+
+  // ---- INTx --------------------------------------------------------------------------------------
+
+  /** Whether the INTx line is asserted. */
+  get intxAsserted(): boolean {
+    return this._intxAsserted;
+  }
+
+  /** Installs (or, with undefined, removes) the handler of the INTx line. */
+  setIntxHandler(handler: IntxHandler | undefined): void {
+    this._intxHandler = handler;
+  }
+
+  /**
+   * The function asserts INTx. A function without an INTx pin cannot.
+   * @returns whether a handler signalled the interrupt (false: no pin, no handler, or masked)
+   */
+  raiseIntx(): boolean {
+    if (!this.intxPin) return false;
+    this._intxAsserted = true;
+    return this._intxHandler?.() ?? false;
+  }
+
+  /** The function deasserts INTx (its driver serviced the cause). */
+  lowerIntx(): void {
+    this._intxAsserted = false;
   }
 
   /** A function-level reset. @throws SysError EINVAL when the device cannot be reset */
