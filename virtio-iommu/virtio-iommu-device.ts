@@ -25,6 +25,9 @@
  *   negotiated, and only its bit 0 is kept ("The device MUST NOT present a value different than 0 or 1
  *   in bypass"); other writes are ignored.
  * - Requests are processed when queue 0 is notified, after DRIVER_OK, until the device needs a reset.
+ * - An assigned endpoint that cannot enter bypass when it should (the identity map of guest RAM does
+ *   not fit the VMM's RLIMIT_MEMLOCK, say) is left blocked — never with more access than the spec
+ *   gives it — and the device sets DEVICE_NEEDS_RESET.
  * - VFIO endpoint faults, going beyond QEMU (which forwards none, reference §4): the host IOMMU's fault
  *   log (the public `Kernel.dmaFaults()`, reached through the VMM process) is read on every notify; the
  *   records of the VFIO endpoints' functions that appeared since the last read become eventq records,
@@ -373,7 +376,7 @@ export class VirtioIommuDevice {
    * of the byte and ignores every other write, as cloud-hypervisor does (QEMU would break the device).
    */
   writeConfig(offset: number, bytes: Uint8Array): void {
-    if (!(offset <= BYPASS_OFFSET && offset + bytes.length > BYPASS_OFFSET)) return;
+    if (!Number.isInteger(offset) || !(offset <= BYPASS_OFFSET && offset + bytes.length > BYPASS_OFFSET)) return;
     if (!this._has(VIRTIO_IOMMU_F_BYPASS_CONFIG)) return;
     this._bypass = bytes[BYPASS_OFFSET - offset]! & 1;
     this._state.setUnattachedBypass(this._unattachedBypass());
@@ -405,6 +408,7 @@ export class VirtioIommuDevice {
    * queues stop, features and status return to 0, waiting faults are dropped. `bypass` keeps its value.
    */
   reset(): void {
+    if (this._released) return;
     this._status = 0;
     this._driverFeatures = 0n;
     this._requestq = undefined;

@@ -227,6 +227,12 @@ describe('config space', () => {
     expect(g.device.readConfig(0, 40)).toEqual(before);
   });
 
+  test('a write at a fractional offset is ignored', () => {
+    const g = emulatedGuest();
+    g.device.writeConfig(35.5, new Uint8Array([0, 0]));
+    expect(g.device.readConfig(36, 1)).toEqual(new Uint8Array([1]));
+  });
+
   test('bypass is writable once BYPASS_CONFIG is negotiated; only bit 0 is kept', () => {
     const g = emulatedGuest();
     g.device.writeConfig(36, new Uint8Array([0]));

@@ -167,6 +167,17 @@ describe('a VFIO type1 endpoint on x86-vtd', () => {
     expect(pinned(g)).toBe(0);
   });
 
+  test('an endpoint whose bypass identity map does not fit RLIMIT_MEMLOCK stays blocked and the device needs a reset', () => {
+    const g = vfioGuest(oneA, { options: { bootBypass: false } });
+    g.vmm.setMemlockLimit(1n << 20n);
+    g.device.writeConfig(36, new Uint8Array([1]));
+    expect(g.device.getStatus() & uapi.VIRTIO_CONFIG_S_NEEDS_RESET).toBe(uapi.VIRTIO_CONFIG_S_NEEDS_RESET);
+    expect(g.device.debugState().endpoints).toEqual([{ id: EP_A, kind: 'vfio', domain: undefined, translation: 'blocked' }]);
+    expect(() => g.kernel.device(A).dmaRead(0x5000n, 4)).toThrow(DmaFault);
+    expect(pinned(g)).toBe(0);
+    g.kernel.checkInvariants();
+  });
+
   test('the container\'s dma_entry_limit (ENOSPC) surfaces as NOMEM', () => {
     const g = vfioGuest(oneA, { options: { bootBypass: false }, kernel: { dmaEntryLimit: 2 } });
     g.attach(1, EP_A);
