@@ -2,12 +2,15 @@
  * vfio-sim: the package's public face. Everything exported here is what users, docs and tests may rely
  * on (DESIGN.md §2); everything else may change.
  *
- * Importing the package loads VFIO and its type1 and windowed (type2) backends into every Kernel, as
- * built-in modules.
+ * Importing the package loads the MSI layer, VFIO and its type1 and windowed (type2) backends into every
+ * Kernel, as built-in modules.
  */
 import { vfioIommuType1Module, vfioIommuType2Module, vfioModule } from './containers';
 import { Kernel } from './kernel-sim';
+import { msiModule } from './msi';
 
+// The MSI layer first: VFIO composes interrupt messages through it, and type1 asks it for SW_MSI cookies.
+Kernel.registerBuiltinModule(msiModule);
 Kernel.registerBuiltinModule(vfioModule);
 Kernel.registerBuiltinModule(vfioIommuType1Module);
 Kernel.registerBuiltinModule(vfioIommuType2Module);
@@ -55,4 +58,5 @@ export {
   type GuestRam,
   type VirtioIommuDebugState,
 } from './virtio-iommu';
+export { MSI_MODULE_NAME, type MsiModule, type MsiModuleCounters, type MpicBankInfo } from './msi';
 export * as uapi from './uapi';
