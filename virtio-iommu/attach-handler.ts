@@ -19,6 +19,9 @@
  * 9. otherwise detach from the previous domain and attach ("behave as if the driver issued a DETACH
  *    request with this endpoint, followed by the ATTACH request"), replaying the domain's mappings into
  *    the endpoint's backend; a backend failure gives its status through status.ts and changes nothing.
+ *    The spec's UNSUPP for a device that "cannot" detach first names an inability (crosvm: VFIO cannot
+ *    detach one device); a transient backend failure (memlock, a pin) keeps its own status (NOMEM,
+ *    FAULT…), which tells the driver more.
  *
  * Unlike QEMU, every check runs before the implicit detach, so a refused ATTACH leaves the endpoint
  * where it was (cloud-hypervisor: "Refuse before mutating any state").
