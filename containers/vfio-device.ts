@@ -1,14 +1,16 @@
 /**
  * A VFIO device fd of a PCI function bound to vfio-pci (drivers/vfio/pci/vfio_pci_core.c): device info,
- * region info for the fixed vfio-pci regions (BAR0–5, ROM, config, VGA), IRQ info, and reset.
- * VFIO_DEVICE_SET_IRQS and interrupt delivery come with the MSI model; until then it answers ENOTTY.
+ * region info for the fixed vfio-pci regions (BAR0–5, ROM, config, VGA), IRQ info, interrupts
+ * (VFIO_DEVICE_SET_IRQS: validation here, the actions in vfio-pci-intrs.ts), and reset.
  *
  * The same device may be opened several times through its group (open_count); every open holds a
- * reference on the group's file.
+ * reference on the group's file. Interrupt state belongs to the device, not to an fd: it is torn down
+ * when the last fd closes (vfio_pci_core_close_device).
  */
 import { SimBugError, sysError } from '../kernel-sim/errors';
 import type { FileOps, IoctlArg, SimFile } from '../kernel-sim/fs/file';
 import type { PciDevice } from '../kernel-sim/pci/pci-device';
+import type { Process } from '../kernel-sim/process';
 import {
   VFIO_DEVICE_FLAGS_PCI,
   VFIO_DEVICE_FLAGS_RESET,
@@ -17,10 +19,16 @@ import {
   VFIO_DEVICE_GET_REGION_INFO,
   VFIO_DEVICE_IOCTL_NAMES,
   VFIO_DEVICE_RESET,
+  VFIO_DEVICE_SET_IRQS,
   VFIO_IRQ_INFO_AUTOMASKED,
   VFIO_IRQ_INFO_EVENTFD,
   VFIO_IRQ_INFO_MASKABLE,
   VFIO_IRQ_INFO_NORESIZE,
+  VFIO_IRQ_SET_ACTION_TYPE_MASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_IRQ_SET_DATA_TYPE_MASK,
   VFIO_PCI_BAR5_REGION_INDEX,
   VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_PCI_ERR_IRQ_INDEX,
@@ -39,9 +47,10 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
 } from '../uapi/vfio';
-import { VFIO_DEVICE_INFO_MINSZ, VFIO_IRQ_INFO_MINSZ, VFIO_REGION_INFO_MINSZ } from '../uapi/vfio-structs';
+import { VFIO_DEVICE_INFO_MINSZ, VFIO_IRQ_INFO_MINSZ, VFIO_IRQ_SET_MINSZ, VFIO_REGION_INFO_MINSZ, VfioIrqSet } from '../uapi/vfio-structs';
 import { CapabilityChain, placeCaps } from './capability-chain';
 import type { VfioGroup } from './vfio-group';
+import { VfioPciIntrs } from './vfio-pci-intrs';
 import { checkOut, copyIn } from './user-arg';
 import { readU32, writeU32, writeU64 } from '../uapi/codec';
 
@@ -53,11 +62,15 @@ const VGA_REGION_SIZE = 0xc0000n;
 /** A PCI function registered with VFIO. */
 export class VfioDevice {
   private _openCount = 0;
+  /** INTx / MSI / MSI-X / ERR / REQ state (vfio_pci_intrs.c). */
+  readonly intrs: VfioPciIntrs;
 
   constructor(
     readonly pci: PciDevice,
     readonly group: VfioGroup,
-  ) {}
+  ) {
+    this.intrs = new VfioPciIntrs(pci);
+  }
 
   get openCount(): number {
     return this._openCount;
@@ -72,6 +85,8 @@ export class VfioDevice {
   fileReleased(): void {
     if (this._openCount === 0) throw new SimBugError(`device ${this.pci.bdf} open count underflow`);
     this._openCount--;
+    // vfio_pci_core_close_device on the last close: interrupts off, every eventfd reference dropped.
+    if (this._openCount === 0) this.intrs.closeDevice();
     this.group.deviceClosed();
   }
 }
@@ -80,12 +95,13 @@ export class VfioDevice {
 export const DEVICE_FILE_OPS: FileOps<VfioDevice> = {
   kind: 'vfio-device',
 
-  ioctl(file: SimFile<VfioDevice>, request: number, arg: IoctlArg): number {
+  ioctl(file: SimFile<VfioDevice>, request: number, arg: IoctlArg, caller: Process): number {
     const device = file.data.pci;
     switch (request) {
       case VFIO_DEVICE_GET_INFO: return deviceIoctlGetInfo(device, arg);
       case VFIO_DEVICE_GET_REGION_INFO: return deviceIoctlGetRegionInfo(device, arg);
       case VFIO_DEVICE_GET_IRQ_INFO: return deviceIoctlGetIrqInfo(device, arg);
+      case VFIO_DEVICE_SET_IRQS: return deviceIoctlSetIrqs(file.data, arg, caller);
       case VFIO_DEVICE_RESET: return deviceIoctlReset(device);
       default: throw sysError('ENOTTY', 'unknown device ioctl');
     }
@@ -168,6 +184,41 @@ function deviceIoctlGetIrqInfo(device: PciDevice, arg: IoctlArg): number {
   writeU32(buf, 4, flags);
   writeU32(buf, 12, irqCount(device, index));
   return 0;
+}
+
+/**
+ * VFIO_DEVICE_SET_IRQS (vfio_pci_ioctl_set_irqs): copy the header, validate it exactly as
+ * vfio_set_irqs_validate_and_prepare does, in its order, copy data[], then act (vfio-pci-intrs.ts).
+ * @throws SysError EFAULT (the buffer is shorter than the header, or than argsz says data[] is),
+ *   EINVAL (a validation rule), and the action's errors
+ */
+function deviceIoctlSetIrqs(device: VfioDevice, arg: IoctlArg, caller: Process): number {
+  const buf = copyIn(arg, VFIO_IRQ_SET_MINSZ);
+  const { argsz, flags, index, start, count } = VfioIrqSet.decode(buf);
+  const max = irqCount(device.pci, index);
+  if (
+    argsz < VFIO_IRQ_SET_MINSZ ||
+    index >= VFIO_PCI_NUM_IRQS ||
+    count >= 0xffffffff - start ||
+    (flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK)) !== 0
+  ) {
+    throw sysError('EINVAL', 'bad argsz, index, count or flags');
+  }
+  if (start >= max || start + count > max) throw sysError('EINVAL', `vectors ${start} + ${count} are outside the index's ${max}`);
+  // Exactly one DATA_* type; the action bits are checked when the index dispatches (ENOTTY).
+  let size: number;
+  switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+    case VFIO_IRQ_SET_DATA_NONE: size = 0; break;
+    case VFIO_IRQ_SET_DATA_BOOL: size = 1; break;
+    case VFIO_IRQ_SET_DATA_EVENTFD: size = 4; break;
+    default: throw sysError('EINVAL', 'not exactly one DATA_* flag');
+  }
+  if (size !== 0 && argsz - VFIO_IRQ_SET_MINSZ < count * size) throw sysError('EINVAL', 'argsz does not hold data[]');
+  // memdup_user of data[]: the buffer must really hold it.
+  const bytes = count * size;
+  if (VFIO_IRQ_SET_MINSZ + bytes > buf.length) throw sysError('EFAULT', 'data[] runs past the buffer');
+  const data = buf.slice(VFIO_IRQ_SET_MINSZ, VFIO_IRQ_SET_MINSZ + bytes);
+  return device.intrs.setIrqs(flags, index, start, count, data, caller);
 }
 
 /** vfio_pci_get_irq_count. */

@@ -62,7 +62,11 @@ export class VfioModule implements KernelModule {
   private _unregisterDevice(pci: PciDevice): void {
     const group = this._groups.get(pci.group.id)!;
     const device = group.devices.get(pci.bdf)!;
-    if (device.openCount > 0) throw sysError('EBUSY', `device ${pci.bdf} is open through VFIO`);
+    if (device.openCount > 0) {
+      // vfio_pci_core_request: ask the user to release the device (the REQ interrupt), then refuse.
+      device.intrs.request();
+      throw sysError('EBUSY', `device ${pci.bdf} is open through VFIO`);
+    }
     group.devices.delete(pci.bdf);
     if (group.devices.size === 0) this._removeGroup(group);
   }

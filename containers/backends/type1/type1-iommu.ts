@@ -13,7 +13,7 @@
  */
 import { SimBugError, sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
-import { type IommuDomain } from '../../../kernel-sim/iommu/iommu-domain';
+import { type IommuDomain, type ReservedRegion } from '../../../kernel-sim/iommu/iommu-domain';
 import type { IommuGroup } from '../../../kernel-sim/iommu/iommu-group';
 import type { Kernel } from '../../../kernel-sim/kernel';
 import type { AddressSpace } from '../../../kernel-sim/mm/address-space';
@@ -30,6 +30,7 @@ import {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
 } from '../../../uapi/vfio';
+import { MSI_MODULE_NAME, type MsiModule } from '../../../msi';
 import type { VfioIommuBackendInstance } from '../../backend';
 import { DmaTree, type DmaRange } from '../common/dma-tree';
 import {
@@ -164,6 +165,9 @@ export class Type1Iommu implements VfioIommuBackendInstance {
         group.attachDomain(domain);
         try {
           this._replay(domain);
+          // iommu_get_msi_cookie: the kernel maps MSI doorbells in the group's software MSI window.
+          const swMsi = swMsiBase(group.reservedRegions());
+          if (swMsi !== undefined) this._msi()?.prepareCookie(domain, swMsi);
         } catch (err) {
           group.detachDomain(domain);
           throw err;
@@ -201,6 +205,7 @@ export class Type1Iommu implements VfioIommuBackendInstance {
     group.detachDomain(entry.domain);
     entry.groups.splice(entry.groups.indexOf(group), 1);
     if (entry.groups.length === 0) {
+      this._msi()?.releaseCookie(entry.domain);
       if (this._domains.length === 1) {
         // The last IOMMU-backed domain: with no emulated groups, every mapping goes.
         this._removeAllDmas();
@@ -220,11 +225,17 @@ export class Type1Iommu implements VfioIommuBackendInstance {
     this._removeAllDmas();
     for (const entry of this._domains) {
       for (const group of entry.groups) group.detachDomain(entry.domain);
+      this._msi()?.releaseCookie(entry.domain);
       entry.domain.free();
     }
     this._domains.length = 0;
     this._domainsChanged();
     this.iovaRanges = [];
+  }
+
+  /** The MSI layer (SW_MSI cookies); undefined in a kernel built without it. */
+  private _msi(): MsiModule | undefined {
+    return this.kernel.findModule<MsiModule>(MSI_MODULE_NAME);
   }
 
   private _groups(): IommuGroup[] {
@@ -287,10 +298,21 @@ export class Type1Iommu implements VfioIommuBackendInstance {
     }
     if (pinned !== this._pinned) problems.push(`type1 counts ${this._pinned} pinned pages, records hold ${pinned}`);
     for (const domain of this.domainList) {
-      if (domain.mappedPages() !== mapped) problems.push(`type1 domain ${domain.id} maps ${domain.mappedPages()} pages, records hold ${mapped}`);
+      // Besides the records, a domain maps the MSI doorbell pages of its SW_MSI cookie.
+      const expected = mapped + (this._msi()?.cookiePages(domain) ?? 0);
+      if (domain.mappedPages() !== expected) problems.push(`type1 domain ${domain.id} maps ${domain.mappedPages()} pages, records and MSI cookie hold ${expected}`);
     }
     if (this.dmaAvail + this.dmas.size !== this._entryLimit) {
       problems.push(`type1 dma_avail ${this.dmaAvail} + ${this.dmas.size} records != dma_entry_limit ${this._entryLimit}`);
     }
   }
+}
+
+/**
+ * vfio_iommu_has_sw_msi: the base of the group's IOMMU_RESV_SW_MSI region, or undefined when it has
+ * none or also reports a hardware IOMMU_RESV_MSI region ("real" MSI regions take precedence).
+ */
+function swMsiBase(regions: readonly ReservedRegion[]): bigint | undefined {
+  if (regions.some((r) => r.type === 'msi')) return undefined;
+  return regions.find((r) => r.type === 'sw-msi')?.start;
 }
