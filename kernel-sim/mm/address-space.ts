@@ -341,6 +341,14 @@ export class AddressSpace {
     }
   }
 
+  /**
+   * The live byte array of the 4 KiB page `vpfn` (PhysMemory.pageData of its frame), faulting it in.
+   * Valid while the page stays mapped. @throws SysError EFAULT (not mapped, or no permission)
+   */
+  pageBytes(vpfn: number, write: boolean): Uint8Array {
+    return this._phys.pageData(this.resolve(vpfn, write));
+  }
+
   /** Frames this address space maps (faulted folios, in 4 KiB pages). For invariant checks. */
   residentPages(): number {
     let pages = 0;

@@ -155,8 +155,9 @@ const WIDTH: Readonly<Record<FieldKind, number>> = { u8: 1, u16: 2, u32: 4, s32:
 
 describe('struct layouts (x86-64/arm64)', () => {
   test('every exported StructCodec is pinned here', () => {
+    // virtio_* / virtq_* codecs are pinned in virtio-iommu.test.ts.
     const codecs = Object.entries(exported)
-      .filter(([, v]) => v instanceof StructCodec)
+      .filter(([, v]) => v instanceof StructCodec && !/^virtq?(io)?_/.test(v.name))
       .map(([k]) => k)
       .sort();
     expect(codecs).toEqual(Object.keys(LAYOUTS).sort());
