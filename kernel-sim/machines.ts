@@ -169,6 +169,9 @@ export const T4240_MPIC_MSI: MsiControllerSpec = {
   ibsShift: 4,
 };
 
+/** QorIQ RAM: 32 GiB of anonymous memory from 4 GiB, clear of the CCSR window at 0xf_fe00_0000. */
+const QORIQ_MEMORY: PhysMemoryOptions = { anonBytes: 32n << 30n };
+
 /** The built-in presets by name. */
 export const MACHINE_PRESETS = {
   'x86-vtd': {
@@ -205,16 +208,18 @@ export const MACHINE_PRESETS = {
   },
   'fsl-p4080': {
     name: 'fsl-p4080',
+    // 36-bit physical space: anonymous RAM stays in [4 GiB, 36 GiB), below CCSR (0xf_fe00_0000) and the
+    // MPIC MSI doorbell pages in it.
     description: 'Freescale QorIQ P4080 (e500mc): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 3 MPIC MSI banks',
     iommus: [PAMU_UNIT],
-    memory: {},
+    memory: QORIQ_MEMORY,
     msi: P4080_MPIC_MSI,
   },
   'fsl-t4240': {
     name: 'fsl-t4240',
     description: 'Freescale QorIQ T4240 (e6500): PAMU windowed IOMMU, 64 GiB IOVA, 256 sub-windows, 4 MPIC v4.3 MSI banks',
     iommus: [PAMU_UNIT],
-    memory: {},
+    memory: QORIQ_MEMORY,
     msi: T4240_MPIC_MSI,
   },
 } as const satisfies Record<string, MachineSpec>;
