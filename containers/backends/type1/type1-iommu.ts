@@ -33,6 +33,7 @@ import {
 import { MSI_MODULE_NAME, type MsiModule } from '../../../msi';
 import type { VfioIommuBackendInstance } from '../../backend';
 import { DmaTree, type DmaRange } from '../common/dma-tree';
+import { lockedPagesOf } from '../common/locked-vm';
 import {
   hitsReserved,
   intersectPgsizes,
@@ -283,9 +284,7 @@ export class Type1Iommu implements VfioIommuBackendInstance {
   }
 
   lockedVm(mm: AddressSpace): number {
-    let pages = 0;
-    for (const dma of this.dmas) if (dma.mm === mm) pages += dma.lockedPages;
-    return pages;
+    return lockedPagesOf(this.dmas, mm);
   }
 
   checkInvariants(problems: string[]): void {
