@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { table } from 'table';
 import { environment } from './harness';
 import { entryLimit, guest64g, mapHuge2M, mapScattered, mapUnmapPair, round, type ScenarioResult } from './type1-scenarios';
+import { msiDelivery } from './msi-scenarios';
 import { mapWindows, setWindows256 } from './type2-scenarios';
 
 /** Scenario groups by name; a group may report several results. */
@@ -22,6 +23,7 @@ const SCENARIOS: Record<string, (smoke: boolean) => ScenarioResult | ScenarioRes
   'guest-64g-4k': guest64g,
   'map-window': mapWindows,
   'set-windows-256': setWindows256,
+  msi: msiDelivery,
 };
 
 function main(argv: string[]): void {
