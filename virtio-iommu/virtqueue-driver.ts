@@ -653,6 +653,7 @@ export class VirtqueueDriver {
 }
 
 function align(x: number, a: number): number {
+  if (x < 0x4000_0000) return (x + a - 1) & -a; // a is a power of two
   const r = x % a;
   return r === 0 ? x : x + a - r;
 }
