@@ -57,6 +57,18 @@ export {
   type EndpointDma,
   type GuestRam,
   type VirtioIommuDebugState,
+  VirtioIommuDriver,
+  VirtioIommuDriverError,
+  GuestDomain,
+  GuestMemory,
+  type VirtioTransport,
+  type VirtioIommuDriverOptions,
+  type InvalidationMode,
+  type DmaDirection,
+  type ProbedEndpoint,
+  type GuestFault,
+  type DriverStats,
+  type WindowLayout,
 } from './virtio-iommu';
 export { MSI_MODULE_NAME, type MsiModule, type MsiModuleCounters, type MpicBankInfo } from './msi';
 export * as uapi from './uapi';
