@@ -697,6 +697,24 @@ describe('groups: one domain per container, LIODNs attached per group', () => {
     expect(dmaOutcome(() => w.device.dmaRead(0x10n, 1))).toBe(true);
   });
 
+  test('a 9th LIODN cannot join 256 windows when the secondary pool is spent: ENOSPC, the group stays out; room comes back when a group leaves', () => {
+    const devices: PciDeviceSpec[] = Array.from({ length: 9 }, (_, i) => ({ bdf: `000${i}:01:00.0`, group: i + 1, driver: 'vfio-pci' }));
+    const w = type2World({ devices });
+    w.layout(0n, GiB, 256);
+    const groups = [2, 3, 4, 5, 6, 7, 8].map((g) => VfioGroup.open(w.proc, g));
+    for (const g of groups) g.setContainer(w.vfio);
+    expect(w.pamu.counters()).toMatchObject({ primaryHeld: 8, secondaryHeld: 8 * 255 });
+    const before = w.snapshot();
+    const ninth = VfioGroup.open(w.proc, 9);
+    expect(outcome(() => ninth.setContainer(w.vfio))).toBe('ENOSPC');
+    expect(w.snapshot()).toEqual(before);
+    expect(ninth.hasContainer).toBe(false);
+    expect(dmaOutcome(() => w.kernel.device('0008:01:00.0').dmaRead(0n, 1))).toBe('no-domain');
+    groups[0]!.unsetContainer();
+    expect(outcome(() => ninth.setContainer(w.vfio))).toBe('ok');
+    expect(w.pamu.liodnState(0x108)).toMatchObject({ domainId: w.domain().id, secondaryCount: 255 });
+  });
+
   test('a LIODN held by another container cannot be attached again (EBUSY, not silently moved)', () => {
     const devices: PciDeviceSpec[] = [
       { bdf: BDF, group: GROUP, driver: 'vfio-pci' },

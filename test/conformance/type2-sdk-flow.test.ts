@@ -363,6 +363,18 @@ describe('VFIO_TYPE2_IOMMU elsewhere', () => {
     expect(vfio.iommuInfo().iovaPgsizes).toBe(0x40201000n);
   });
 
+  test('type1 on fsl-p4080: SET_IOMMU is accepted, but MAP_DMA → ENODEV (a PAMU domain has no map op), nothing pinned', () => {
+    const kernel = new Kernel({ machine: 'fsl-p4080', devices: [{ bdf: BDF, group: GROUP, driver: 'vfio-pci' }] });
+    const proc = kernel.spawn({ memlockLimit: GiB });
+    const vfio = VfioContainer.open(proc);
+    VfioGroup.open(proc, GROUP).setContainer(vfio);
+    vfio.setIommu(uapi.VFIO_TYPE1v2_IOMMU);
+    const ram = proc.mmap(W, { pageSize: W });
+    expect(() => vfio.mapDma({ vaddr: ram, iova: 0n, size: W })).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(kernel.phys.stats().pinnedPages).toBe(0);
+    expect(proc.mm.lockedVm).toBe(0);
+  });
+
   test("the SDK's own extension ids are not accepted: SET_IOMMU(1000) → ENODEV on fsl-p4080", () => {
     const kernel = new Kernel({ machine: 'fsl-p4080', devices: [{ bdf: BDF, group: GROUP, driver: 'vfio-pci' }] });
     const proc = kernel.spawn();
