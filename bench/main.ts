@@ -13,6 +13,7 @@ import { environment } from './harness';
 import { entryLimit, guest64g, mapHuge2M, mapScattered, mapUnmapPair, round, type ScenarioResult } from './type1-scenarios';
 import { msiDelivery } from './msi-scenarios';
 import { mapWindows, setWindows256 } from './type2-scenarios';
+import { viommuNic, viommuPairsEmulated, viommuPairsType2, viommuPairsVfio } from './virtio-iommu-scenarios';
 
 /** Scenario groups by name; a group may report several results. */
 const SCENARIOS: Record<string, (smoke: boolean) => ScenarioResult | ScenarioResult[]> = {
@@ -24,6 +25,10 @@ const SCENARIOS: Record<string, (smoke: boolean) => ScenarioResult | ScenarioRes
   'map-window': mapWindows,
   'set-windows-256': setWindows256,
   msi: msiDelivery,
+  'viommu-pairs-emulated': viommuPairsEmulated,
+  'viommu-pairs-vfio': viommuPairsVfio,
+  'viommu-pairs-type2': viommuPairsType2,
+  'viommu-nic': viommuNic,
 };
 
 function main(argv: string[]): void {

@@ -78,7 +78,7 @@ import {
   VirtioIommuReqProbe,
   VirtioIommuReqUnmap,
 } from '../uapi/virtio-iommu';
-import { readU16, readU32, readU64 } from '../uapi/codec';
+import { readU16, readU32, readU64, writeU32, writeU64 } from '../uapi/codec';
 
 /** The calls a virtio transport makes on a device: what VirtioIommuDevice offers. */
 export interface VirtioTransport {
@@ -192,6 +192,14 @@ const ATTACH_READABLE = VirtioIommuReqAttach.offsetof('status');
 const DETACH_READABLE = VirtioIommuReqDetach.offsetof('status');
 const MAP_READABLE = VirtioIommuReqMap.offsetof('status');
 const UNMAP_READABLE = VirtioIommuReqUnmap.offsetof('status');
+const MAP_DOMAIN = VirtioIommuReqMap.offsetof('domain');
+const MAP_VIRT_START = VirtioIommuReqMap.offsetof('virt_start');
+const MAP_VIRT_END = VirtioIommuReqMap.offsetof('virt_end');
+const MAP_PHYS = VirtioIommuReqMap.offsetof('phys_start');
+const MAP_FLAGS = VirtioIommuReqMap.offsetof('flags');
+const UNMAP_DOMAIN = VirtioIommuReqUnmap.offsetof('domain');
+const UNMAP_VIRT_START = VirtioIommuReqUnmap.offsetof('virt_start');
+const UNMAP_VIRT_END = VirtioIommuReqUnmap.offsetof('virt_end');
 const FAULT_SIZE = VirtioIommuFault.size;
 const U64_LAST = (1n << 64n) - 1n;
 
@@ -527,13 +535,22 @@ export class VirtioIommuDriver {
     }
   }
 
+  // MAP and UNMAP bytes are rewritten field by field in reused buffers (type and reserved bytes stay).
   private _queueMap(domainId: number, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
-    VirtioIommuReqMap.encode({ type: VIRTIO_IOMMU_T_MAP, domain: domainId, virt_start: iova, virt_end: iova + size - 1n, phys_start: gpa, flags }, this._map);
+    const b = this._map;
+    writeU32(b, MAP_DOMAIN, domainId);
+    writeU64(b, MAP_VIRT_START, iova);
+    writeU64(b, MAP_VIRT_END, iova + size - 1n);
+    writeU64(b, MAP_PHYS, gpa);
+    writeU32(b, MAP_FLAGS, flags);
     this._add(this._mapSegs);
   }
 
   private _queueUnmap(domainId: number, iova: bigint, size: bigint): void {
-    VirtioIommuReqUnmap.encode({ type: VIRTIO_IOMMU_T_UNMAP, domain: domainId, virt_start: iova, virt_end: iova + size - 1n }, this._unmap);
+    const b = this._unmap;
+    writeU32(b, UNMAP_DOMAIN, domainId);
+    writeU64(b, UNMAP_VIRT_START, iova);
+    writeU64(b, UNMAP_VIRT_END, iova + size - 1n);
     this._add(this._unmapSegs);
   }
 
