@@ -827,7 +827,7 @@ describe('a bad DMA faults, is logged with its address and LIODN, and disables t
     ['a read beyond the mapped 32 KiB of a window', 'unmapped', 'read', MiB + 4n * WIN + 32n * KiB + 8n, 'beyond-window'],
     ['a write to a READ window', 'permission', 'write', MiB + WIN + 0x40n, 'permission'],
     ['a read of a WRITE window', 'permission', 'read', MiB + 2n * WIN + 0x80n, 'permission'],
-  ] as const)('%s → %s; the LIODN is disabled until the domain is re-enabled', (_what, reason, access, iova, kind) => {
+  ] as const)('%s → %s; the LIODN is disabled until the enable attribute is set again', (_what, reason, access, iova, kind) => {
     const w = faulting();
     const sibling = w.kernel.device('0000:02:00.0');
     const violations = w.pamu.counters().violations;
@@ -849,6 +849,18 @@ describe('a bad DMA faults, is logged with its address and LIODN, and disables t
     // Disabling and enabling the domain (the PAMU enable attribute: last unmap, then a map) revives it.
     expect(w.unmap(0n, 0n, uapi.VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ size: 3n * WIN + 32n * KiB });
     expect(w.map(MiB, WIN, huge(w, 1))).toBe('ok');
+    expect(w.pamu.liodnState(LIODN)).toMatchObject({ disabled: false });
+    expect(dmaOutcome(() => w.device.dmaRead(MiB, 1))).toBe(true);
+  });
+
+  test('the next successful MAP sets the enable attribute again and revives a LIODN a fault disabled (as the SDK)', () => {
+    const w = faulting();
+    expect(dmaOutcome(() => w.device.dmaRead(0x1234n, 1))).toBe('unmapped');
+    expect(dmaOutcome(() => w.device.dmaRead(MiB, 1))).toBe('blocked');
+    // A failed MAP changes nothing: the LIODN stays disabled.
+    expect(w.map(MiB, WIN, w.ram)).toBe('EEXIST');
+    expect(w.pamu.liodnState(LIODN)).toMatchObject({ disabled: true });
+    expect(w.map(MiB + 3n * WIN, WIN, w.ram + 3n * WIN)).toBe('ok');
     expect(w.pamu.liodnState(LIODN)).toMatchObject({ disabled: false });
     expect(dmaOutcome(() => w.device.dmaRead(MiB, 1))).toBe(true);
   });

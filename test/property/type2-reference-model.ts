@@ -29,9 +29,9 @@
  * - DMA from the device's LIODN: the LIODN disabled by an earlier violation → 'blocked'; the domain not
  *   enabled (nothing mapped) → 'blocked'; outside the aperture, in a window not mapped, or past the
  *   mapped size in its slot → 'unmapped'; against the window's permission → 'permission'. Every refusal
- *   disables the LIODN (pamu_av_isr). The domain is enabled exactly while something is mapped, and
- *   enabling it (the first MAP into an empty container) re-enables the LIODN; so does `reenable()`
- *   (the hardware re-enable the kernel's window API offers, no ioctl).
+ *   disables the LIODN (pamu_av_isr). The domain is enabled exactly while something is mapped; every
+ *   successful MAP sets the enable attribute again (as the SDK did), which re-enables the LIODN; so does
+ *   `reenable()` (the hardware re-enable the kernel's window API offers, no ioctl).
  * - Accounting: every mapped page is pinned once and charged once to locked_vm.
  */
 import {
@@ -192,7 +192,7 @@ export class Type2Model implements ReferenceModel {
       charged += pagesPerWindow;
       windowPfns.push(pfns[0]!);
     }
-    if (this._mappings.length === 0) this._liodnDisabled = false; // the domain is enabled: every LIODN's PPAACE gets V again
+    this._liodnDisabled = false; // every successful MAP sets the PAMU enable attribute: every LIODN's PPAACE gets V again
     this._mappings.push({ iova, size, vaddrInvalid: false, firstWindow, windowCount, vaddrOffset, read, write, pagesPerWindow, windowPfns });
     this._mappings.sort((a, b) => (a.iova < b.iova ? -1 : 1));
     return reason(windowCount > 1 ? 'ok, several windows' : size < windowBytes ? 'ok, part of a window' : 'ok, one window', ok());

@@ -52,7 +52,7 @@ export function type2IoctlMapMsiBank(iommu: Type2Iommu, arg: IoctlArg): number {
     throw err;
   }
   iommu.banks.set(index, { bank: index, window, iovaPfn: iova.pfn });
-  iommu.updateEnable();
+  iommu.enableAfterMap();
   return 0;
 }
 

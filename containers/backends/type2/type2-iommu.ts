@@ -191,17 +191,21 @@ export class Type2Iommu implements VfioIommuBackendInstance {
   }
 
   /**
-   * The domain is enabled while any window is valid: the SDK enabled it after every MAP and disabled it
-   * when its DMA list emptied, which also cut the MSI bank windows off; here a bank keeps it enabled.
+   * After a successful MAP (RAM or MSI bank): the PAMU enable attribute is set, as the SDK did after every
+   * MAP_DMA. Setting it also re-enables the requesters a violation disabled, which is how a VMM revives a
+   * device after a fault.
    */
-  updateEnable(): void {
-    this._updateEnable();
+  enableAfterMap(): void {
+    this.domain.windows.setEnabled(true);
   }
 
+  /**
+   * The domain is disabled once no window is valid. The SDK disabled it when its DMA list emptied, which
+   * also cut the MSI bank windows off; here a mapped bank keeps it enabled.
+   */
   private _updateEnable(): void {
     const windows = this.domain.windows;
-    const wanted = this.dmas.size > 0 || this.banks.size > 0;
-    if (wanted !== windows.isEnabled()) windows.setEnabled(wanted);
+    if (this.dmas.size === 0 && this.banks.size === 0 && windows.isEnabled()) windows.setEnabled(false);
   }
 
   /** Whether window `index` is taken by a mapping or an MSI bank. */

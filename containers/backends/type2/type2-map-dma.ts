@@ -12,7 +12,8 @@
  *     anonymous memory fails, hugetlb of the window size succeeds); RLIMIT_MEMLOCK → ENOMEM; the backing
  *     must be naturally aligned to the mapped size → EINVAL (documented by the vendor, never checked)
  * All or nothing: a failure disables the windows enabled so far and returns their pins and charge.
- * Then the domain is enabled (the PAMU enable attribute).
+ * Then the PAMU enable attribute is set, as the SDK did after every MAP_DMA (it also revives requesters a
+ * violation disabled).
  */
 import { sysError } from '../../../kernel-sim/errors';
 import type { IoctlArg } from '../../../kernel-sim/fs/file';
@@ -85,7 +86,7 @@ export function type2IoctlMapDma(iommu: Type2Iommu, arg: IoctlArg, caller: Proce
   }
   iommu.dmas.insert(dma);
   iommu.notePinned(pages);
-  iommu.updateEnable();
+  iommu.enableAfterMap();
   return 0;
 }
 
