@@ -208,20 +208,25 @@ export function guest64g(smoke: boolean): ScenarioResult {
   const baseline = memoryAfterGc();
   const w = type1World();
   const vaddr = w.proc.mmap(bytes);
-  const map = w.mapBytes(vaddr, 0n, bytes);
-  const s = sample(1, 0, () => void w.proc.ioctl(w.container.fd, uapi.VFIO_IOMMU_MAP_DMA, map));
+  // As an x86 VMM lays guest RAM out: below 3 GiB at IOVA 0, the rest from 4 GiB, around the MSI hole.
+  const low = bytes < 3n * GiB ? bytes : 3n * GiB;
+  const maps = [w.mapBytes(vaddr, 0n, low)];
+  if (bytes > low) maps.push(w.mapBytes(vaddr + low, 4n * GiB, bytes - low));
+  const s = sample(1, 0, () => {
+    for (const map of maps) w.proc.ioctl(w.container.fd, uapi.VFIO_IOMMU_MAP_DMA, map);
+  });
   const used = memoryAfterGc() - baseline;
   const c = w.counters();
   w.kernel.shutdown();
   const perPage = used / pages;
   return {
     name: 'guest-64g-4k',
-    what: `a ${fmtBytes(bytes)} guest mapped with scattered 4 KiB pages (faults included)`,
+    what: `a ${fmtBytes(bytes)} guest mapped with scattered 4 KiB pages (faults included; RAM below 3 GiB and from 4 GiB)`,
     value: s.medianMs,
     unit: 'ms',
     ...(smoke ? {} : { target: '≤ 3 s and ≤ 48 bytes per mapped page', met: s.medianMs <= 3000 && perPage <= 48 }),
-    modelledMs: modelledMs(c, 1),
-    details: { pages, bytesPerPage: round(perPage, 1), tableBytes: c['tableBytes'] ?? 0 },
+    modelledMs: modelledMs(c, maps.length),
+    details: { maps: maps.length, pages, bytesPerPage: round(perPage, 1), tableBytes: c['tableBytes'] ?? 0 },
   };
 }
 
