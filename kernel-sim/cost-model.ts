@@ -17,6 +17,10 @@
  * - iotlbInvalidationNs 1000: a strict invalidate-and-wait — dma_map_benchmark's 1.3 µs unmap [E].
  * - walkNs 250: an IOTLB miss walked without walk-cache hits, 0.1–0.4 µs [E].
  * - windowEntryNs 100: programming one PAMU PAACE (64-byte table entry + sync) [E: no published figure].
+ * - vmExitNs 1500: a virtqueue kick trapping to the VMM and the interrupt back [E]; "virtio-iommu operations
+ *   in a guest on a linux host require a vmexit, involvement of the VMM, and a VFIO syscall" (D. Stevens),
+ *   several µs per synchronous request in all (perf-ecosystem §A.3).
+ * - requestDecodeNs 300: the VMM reading and validating one virtio-iommu request [E].
  */
 
 /** Per-operation costs in nanoseconds. */
@@ -30,6 +34,8 @@ export interface CostParams {
   iotlbInvalidationNs: number;
   walkNs: number;
   windowEntryNs: number;
+  vmExitNs: number;
+  requestDecodeNs: number;
 }
 
 export const DEFAULT_COSTS: Readonly<CostParams> = {
@@ -42,6 +48,8 @@ export const DEFAULT_COSTS: Readonly<CostParams> = {
   iotlbInvalidationNs: 1000,
   walkNs: 250,
   windowEntryNs: 100,
+  vmExitNs: 1500,
+  requestDecodeNs: 300,
 };
 
 /** The operations a scenario performed, from counters (missing ones count as 0). */
@@ -55,6 +63,10 @@ export interface CountedWork {
   iotlbInvalidations?: number;
   walks?: number;
   windowEntries?: number;
+  /** Virtqueue kicks that trapped to the VMM. */
+  kicks?: number;
+  /** virtio-iommu requests the VMM decoded. */
+  requests?: number;
 }
 
 /** Modelled time, total and per component, in nanoseconds. */
@@ -84,6 +96,8 @@ export class CostModel {
       iotlbInvalidationNs: (work.iotlbInvalidations ?? 0) * p.iotlbInvalidationNs,
       walkNs: (work.walks ?? 0) * p.walkNs,
       windowEntryNs: (work.windowEntries ?? 0) * p.windowEntryNs,
+      vmExitNs: (work.kicks ?? 0) * p.vmExitNs,
+      requestDecodeNs: (work.requests ?? 0) * p.requestDecodeNs,
     };
     const totalNs = Object.values(parts).reduce((a, b) => a + b, 0);
     return { totalNs, parts };
