@@ -211,6 +211,32 @@ function overlaps(a: number, aLen: number, b: number, bLen: number): boolean {
   return aLen !== 0 && bLen !== 0 && a < b + bLen && b < a + aLen;
 }
 
+/**
+ * Direct views of one ring part (descriptor table, available or used ring) that lies inside one host
+ * page of guest RAM: the page as u16 and u32 arrays, and where the part starts in it. Guest RAM is never
+ * remapped, so the views stay valid for the queue's life; ring accesses through them skip the checked
+ * GuestMemory path (about a dozen accesses per chain). Undefined when the part crosses a page boundary,
+ * is not 4-aligned in its page, or the host is big-endian: callers then use the checked path.
+ */
+export interface RingView {
+  readonly u16: Uint16Array;
+  readonly u32: Uint32Array;
+  /** Byte offset of the part's first byte in the page (a multiple of 4). */
+  readonly offset: number;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** A RingView of `[gpa, gpa + bytes)`, or undefined (see RingView). */
+export function ringView(mem: GuestMemory, gpa: number, bytes: number): RingView | undefined {
+  if (!LITTLE_ENDIAN || !mem.contains(gpa, bytes) || bytes === 0) return undefined;
+  const o = mem.pageOffset(gpa);
+  if ((o & 3) !== 0 || o + bytes > PAGE_SIZE) return undefined;
+  const p = mem.pageOf(gpa);
+  if (p.length !== PAGE_SIZE || (p.byteOffset & 3) !== 0) return undefined;
+  return { u16: new Uint16Array(p.buffer, p.byteOffset, PAGE_SIZE >>> 1), u32: new Uint32Array(p.buffer, p.byteOffset, PAGE_SIZE >>> 2), offset: o };
+}
+
 const RING_BROKEN: MalformedChain = Object.freeze({ malformed: 'ring', head: -1 });
 /** Readable lengths up to this get a cached scratch view (no subarray allocation per pop). */
 const CACHED_VIEWS = 512;
@@ -220,6 +246,7 @@ const PAGE_SIZE = 4096;
 /** Readable descriptors up to this size inside one page are gathered straight from the page view. */
 const SMALL_GATHER = 64;
 const NO_WORDS = new Uint32Array(0);
+const NO_HALVES = new Uint16Array(0);
 
 /** A chain handed to the device: its writable segments are its own, its readable view is scratch. */
 class Chain implements DescriptorChain {
@@ -304,6 +331,18 @@ export class SplitVirtqueue {
   private _views: (Uint8Array | undefined)[] = [];
   private _wSegs = new Float64Array(16);
 
+  // Direct ring views (RingView), used when all three parts have one (`_direct`); indices are in
+  // elements of the array named: desc table word 0, avail.flags halfword, used.flags halfword/word.
+  private readonly _direct: boolean;
+  private readonly _descW: Uint32Array = NO_WORDS;
+  private readonly _descW0: number = 0;
+  private readonly _availH: Uint16Array = NO_HALVES;
+  private readonly _availH0: number = 0;
+  private readonly _usedH: Uint16Array = NO_HALVES;
+  private readonly _usedH0: number = 0;
+  private readonly _usedW: Uint32Array = NO_WORDS;
+  private readonly _usedW0: number = 0;
+
   /**
    * @throws RangeError when `config` is not a usable queue (see checkQueueConfig), or a bad option
    */
@@ -325,6 +364,20 @@ export class SplitVirtqueue {
     this._maxReadable = options.maxReadableBytes ?? 65536;
     if (!Number.isSafeInteger(this._maxReadable) || this._maxReadable < 0) {
       throw new RangeError(`maxReadableBytes ${this._maxReadable} is not a non-negative integer`);
+    }
+    const dv = ringView(mem, config.desc, layout.descBytes);
+    const av = ringView(mem, config.avail, layout.availBytes);
+    const uv = ringView(mem, config.used, layout.usedBytes);
+    this._direct = dv !== undefined && av !== undefined && uv !== undefined;
+    if (dv !== undefined && av !== undefined && uv !== undefined) {
+      this._descW = dv.u32;
+      this._descW0 = dv.offset >>> 2;
+      this._availH = av.u16;
+      this._availH0 = av.offset >>> 1;
+      this._usedH = uv.u16;
+      this._usedH0 = uv.offset >>> 1;
+      this._usedW = uv.u32;
+      this._usedW0 = uv.offset >>> 2;
     }
     if (options.resume !== undefined) {
       this._lastAvail = options.resume.lastAvailIdx & 0xffff;
@@ -367,6 +420,7 @@ export class SplitVirtqueue {
    */
   pop(): PopResult {
     if (this._broken) return RING_BROKEN;
+    if (this._direct) return this._popDirect();
     const mem = this._mem;
     const availIdx = mem.readU16(this._avail + 2);
     const last = this._lastAvail;
@@ -381,6 +435,25 @@ export class SplitVirtqueue {
     this._lastAvail = (last + 1) & 0xffff;
     this._inFlight++;
     if (this._eventIdx && this._kicksWanted) mem.writeU16(this._availEvent, this._lastAvail);
+    return this._walk(head);
+  }
+
+  /** pop() through the direct ring views. */
+  private _popDirect(): PopResult {
+    const availH = this._availH;
+    const a0 = this._availH0;
+    const availIdx = availH[a0 + 1]!;
+    const last = this._lastAvail;
+    if (availIdx === last) return 'empty';
+    if (((availIdx - last) & 0xffff) > this.size) {
+      this._broken = true;
+      return RING_BROKEN;
+    }
+    const head = availH[a0 + 2 + (last & this._mask)]!;
+    this._lastAvail = (last + 1) & 0xffff;
+    this._inFlight++;
+    // avail_event: the u16 after the used ring's N entries.
+    if (this._eventIdx && this._kicksWanted) this._usedH[this._usedH0 + 2 + 4 * this.size] = this._lastAvail;
     return this._walk(head);
   }
 
@@ -405,25 +478,34 @@ export class SplitVirtqueue {
       let addr: number;
       let len: number;
       let flagsNext: number;
-      const o = mem.pageOffset(d);
-      const w = (o & 3) === 0 ? mem.pageWordsOf(d) : NO_WORDS;
-      if (w.length !== 0 && o <= PAGE_SIZE - 16) {
-        // The common case: an aligned descriptor, read as four u32 words of its page.
-        const wi = o >>> 2;
-        addr = w[wi + 1]! * TWO_32 + w[wi]!;
-        len = w[wi + 2]!;
-        flagsNext = w[wi + 3]!;
-      } else if (o <= PAGE_SIZE - 16) {
-        // The whole descriptor is in one page: decode it from the page view.
-        const p = mem.pageOf(d);
-        addr = ((p[o + 4]! | (p[o + 5]! << 8) | (p[o + 6]! << 16) | (p[o + 7]! << 24)) >>> 0) * TWO_32 +
-          ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
-        len = (p[o + 8]! | (p[o + 9]! << 8) | (p[o + 10]! << 16) | (p[o + 11]! << 24)) >>> 0;
-        flagsNext = (p[o + 12]! | (p[o + 13]! << 8) | (p[o + 14]! << 16) | (p[o + 15]! << 24)) >>> 0;
+      if (!inIndirect && this._direct) {
+        // The queue's own table, through its direct view.
+        const wi = this._descW0 + 4 * i;
+        const dw = this._descW;
+        addr = dw[wi + 1]! * TWO_32 + dw[wi]!;
+        len = dw[wi + 2]!;
+        flagsNext = dw[wi + 3]!;
       } else {
-        addr = mem.readU64Number(d);
-        len = mem.readU32(d + 8);
-        flagsNext = mem.readU32(d + 12);
+        const o = mem.pageOffset(d);
+        const w = (o & 3) === 0 ? mem.pageWordsOf(d) : NO_WORDS;
+        if (w.length !== 0 && o <= PAGE_SIZE - 16) {
+          // The common case: an aligned descriptor, read as four u32 words of its page.
+          const wi = o >>> 2;
+          addr = w[wi + 1]! * TWO_32 + w[wi]!;
+          len = w[wi + 2]!;
+          flagsNext = w[wi + 3]!;
+        } else if (o <= PAGE_SIZE - 16) {
+          // The whole descriptor is in one page: decode it from the page view.
+          const p = mem.pageOf(d);
+          addr = ((p[o + 4]! | (p[o + 5]! << 8) | (p[o + 6]! << 16) | (p[o + 7]! << 24)) >>> 0) * TWO_32 +
+            ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
+          len = (p[o + 8]! | (p[o + 9]! << 8) | (p[o + 10]! << 16) | (p[o + 11]! << 24)) >>> 0;
+          flagsNext = (p[o + 12]! | (p[o + 13]! << 8) | (p[o + 14]! << 16) | (p[o + 15]! << 24)) >>> 0;
+        } else {
+          addr = mem.readU64Number(d);
+          len = mem.readU32(d + 8);
+          flagsNext = mem.readU32(d + 12);
+        }
       }
       const flags = flagsNext & 0xffff;
       if ((flags & F_INDIRECT) !== 0) {
@@ -522,8 +604,17 @@ export class SplitVirtqueue {
    */
   push(head: number, usedLength: number): void {
     if (this._inFlight === 0) throw new SimBugError('virtqueue push without a popped chain');
-    const mem = this._mem;
     const u = this._usedIdx;
+    if (this._direct) {
+      const ui = this._usedW0 + 1 + 2 * (u & this._mask);
+      this._usedW[ui] = head;
+      this._usedW[ui + 1] = usedLength;
+      this._usedIdx = (u + 1) & 0xffff;
+      this._usedH[this._usedH0 + 1] = this._usedIdx;
+      this._inFlight--;
+      return;
+    }
+    const mem = this._mem;
     const e = this._used + 4 + 8 * (u & this._mask);
     const o = mem.pageOffset(e);
     const w = (o & 3) === 0 ? mem.pageWordsOf(e) : NO_WORDS;
@@ -562,9 +653,13 @@ export class SplitVirtqueue {
     if (newIdx === oldIdx) return false;
     this._signalled = newIdx;
     const mem = this._mem;
-    const need = this._eventIdx
-      ? vringNeedEvent(mem.readU16(this._usedEvent), newIdx, oldIdx)
-      : (mem.readU16(this._avail) & NO_INTERRUPT) === 0;
+    let need: boolean;
+    if (this._direct) {
+      const availH = this._availH;
+      need = this._eventIdx ? vringNeedEvent(availH[this._availH0 + 2 + this.size]!, newIdx, oldIdx) : (availH[this._availH0]! & NO_INTERRUPT) === 0;
+    } else {
+      need = this._eventIdx ? vringNeedEvent(mem.readU16(this._usedEvent), newIdx, oldIdx) : (mem.readU16(this._avail) & NO_INTERRUPT) === 0;
+    }
     if (need) this._notifications++;
     return need;
   }

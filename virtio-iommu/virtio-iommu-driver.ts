@@ -99,7 +99,7 @@ export type DmaDirection = 'to-device' | 'from-device' | 'bidirectional';
 
 /** Driver options. */
 export interface VirtioIommuDriverOptions {
-  /** GPA of guest RAM the driver owns for its rings and request buffers (about 200 KiB). */
+  /** GPA of guest RAM the driver owns for its rings, request buffers and request slots (about 240 KiB). */
   base: number;
   /** requestq size. Default 256 (what QEMU offers). */
   queueSize?: number;
@@ -201,6 +201,8 @@ const UNMAP_DOMAIN = VirtioIommuReqUnmap.offsetof('domain');
 const UNMAP_VIRT_START = VirtioIommuReqUnmap.offsetof('virt_start');
 const UNMAP_VIRT_END = VirtioIommuReqUnmap.offsetof('virt_end');
 const FAULT_SIZE = VirtioIommuFault.size;
+/** Bytes of a requestq slot: an indirect table and the largest MAP/UNMAP (36 + 4 bytes) fit. */
+const REQUEST_SLOT = 128;
 const U64_LAST = (1n << 64n) - 1n;
 
 /** A Linux-like guest driver for the virtio-iommu device. */
@@ -226,8 +228,10 @@ export class VirtioIommuDriver {
   // Request bytes, reused: add() copies them into the ring's buffers.
   private readonly _map = new Uint8Array(VirtioIommuReqMap.size);
   private readonly _unmap = new Uint8Array(VirtioIommuReqUnmap.size);
-  private readonly _mapSegs;
-  private readonly _unmapSegs;
+  private readonly _mapWords = new Uint32Array(this._map.buffer, 0, this._map.length >>> 2);
+  private readonly _unmapWords = new Uint32Array(this._unmap.buffer, 0, this._unmap.length >>> 2);
+  /** Where MAP/UNMAP statuses are reaped into (their writable part is the 4-byte tail). */
+  private readonly _status = new Uint8Array(4);
   private readonly _addOptions: { indirect: boolean } = { indirect: false };
 
   constructor(transport: VirtioTransport, mem: GuestMemory, options: VirtioIommuDriverOptions) {
@@ -237,14 +241,6 @@ export class VirtioIommuDriver {
     this.mode = options.mode ?? 'strict';
     this._map[0] = VIRTIO_IOMMU_T_MAP;
     this._unmap[0] = VIRTIO_IOMMU_T_UNMAP;
-    this._mapSegs = [
-      { bytes: this._map.subarray(0, MAP_READABLE), writable: false },
-      { length: 4, writable: true },
-    ];
-    this._unmapSegs = [
-      { bytes: this._unmap.subarray(0, UNMAP_READABLE), writable: false },
-      { length: 4, writable: true },
-    ];
   }
 
   // ---- initialisation ----------------------------------------------------------------------------
@@ -282,7 +278,7 @@ export class VirtioIommuDriver {
     const ring = { indirect: this.has(VIRTIO_F_INDIRECT_DESC), eventIdx: this.has(VIRTIO_F_EVENT_IDX) };
     this._indirect = ring.indirect;
     this._addOptions.indirect = ring.indirect;
-    const requestq = new VirtqueueDriver(this._mem, this._options.base, this._options.queueSize ?? 256, ring, { dataBytes: 128 << 10 });
+    const requestq = new VirtqueueDriver(this._mem, this._options.base, this._options.queueSize ?? 256, ring, { dataBytes: 128 << 10, slotBytes: REQUEST_SLOT });
     const eventq = new VirtqueueDriver(this._mem, requestq.end, 64, ring, { dataBytes: 8 << 10 });
     this._requestq = requestq;
     this._eventq = eventq;
@@ -482,7 +478,11 @@ export class VirtioIommuDriver {
       this.stats.kicks++;
       this._transport.notify(VIRTIO_IOMMU_REQUEST_VQ);
     }
-    for (let e = q.reapOne(); e !== undefined; e = q.reapOne()) this._account(e);
+    const status = this._status;
+    for (let len = q.reapInto(status); len >= 0; len = q.reapInto(status)) {
+      // A MAP/UNMAP reply is the 4-byte tail: used length 0 (or anything but 4) is a failure.
+      if (len !== 4 || status[0] !== VIRTIO_IOMMU_S_OK) this.stats.failedRequests++;
+    }
     if (q.inFlight !== 0) throw new VirtioIommuDriverError('sync', VIRTIO_IOMMU_S_IOERR);
   }
 
@@ -543,7 +543,7 @@ export class VirtioIommuDriver {
     writeU64(b, MAP_VIRT_END, iova + size - 1n);
     writeU64(b, MAP_PHYS, gpa);
     writeU32(b, MAP_FLAGS, flags);
-    this._add(this._mapSegs);
+    this._add(this._mapWords, MAP_READABLE);
   }
 
   private _queueUnmap(domainId: number, iova: bigint, size: bigint): void {
@@ -551,14 +551,14 @@ export class VirtioIommuDriver {
     writeU32(b, UNMAP_DOMAIN, domainId);
     writeU64(b, UNMAP_VIRT_START, iova);
     writeU64(b, UNMAP_VIRT_END, iova + size - 1n);
-    this._add(this._unmapSegs);
+    this._add(this._unmapWords, UNMAP_READABLE);
   }
 
   /** `viommu_add_req`: a full queue is synced and the request retried. */
-  private _add(segments: Parameters<VirtqueueDriver['add']>[0]): void {
+  private _add(words: Uint32Array, readable: number): void {
     const q = this._requestq!;
-    if (q.freeDescriptors < (this._indirect ? 1 : segments.length)) this.sync();
-    q.add(segments, this._addOptions);
+    if (q.freeDescriptors < (this._indirect ? 1 : 2)) this.sync();
+    q.addRequest(words, readable, 4, this._indirect);
     this.stats.requests++;
   }
 

@@ -32,7 +32,7 @@ import {
 } from '../uapi';
 import { SimBugError } from '../kernel-sim';
 import type { GuestMemory } from './guest-memory';
-import { isValidQueueSize, virtqLayout, vringNeedEvent, type QueueConfig, type VirtqueueFeatures } from './split-virtqueue';
+import { isValidQueueSize, ringView, virtqLayout, vringNeedEvent, type QueueConfig, type VirtqueueFeatures } from './split-virtqueue';
 
 // Module-level copies: a CommonJS re-export through the uapi barrel is a getter call on every use.
 const NO_INTERRUPT = VIRTQ_AVAIL_F_NO_INTERRUPT;
@@ -75,6 +75,13 @@ export interface VirtqueueDriverOptions {
   /** Bytes of the buffer area. Default 64 KiB. */
   dataBytes?: number;
   /**
+   * Bytes of a request slot per descriptor (0, the default: none). With slots, a region of N slots
+   * follows the buffer area (`end` moves past it) and `addRequest` lays a small request (indirect table,
+   * readable bytes, writable bytes) out in the slot of its head descriptor, with no allocation: what
+   * Linux does with the request struct it kmallocs per request. A power of two in [64, 4096].
+   */
+  slotBytes?: number;
+  /**
    * Start the free-running indices at this u16 instead of 0, as if `startIdx` chains had gone through:
    * avail.idx and used.idx in memory (with EVENT_IDX, used_event and avail_event too) and the driver's
    * own indices all start there. The device must be resumed at the same value
@@ -115,7 +122,11 @@ export interface RawDescriptor {
 }
 
 const NONE = -1;
+/** `_dataAt` of a chain laid out in its head's slot (nothing to free). */
+const SLOT = -2;
 const TWO_32 = 2 ** 32;
+const NO_WORDS = new Uint32Array(0);
+const NO_HALVES = new Uint16Array(0);
 
 /** The driver side of one split virtqueue. */
 export class VirtqueueDriver {
@@ -158,6 +169,25 @@ export class VirtqueueDriver {
   /** Free buffer-area intervals [start, end), sorted, coalesced. */
   private readonly _free: number[];
 
+  // Direct ring views (split-virtqueue.ts RingView) when all three parts have one (`_direct`).
+  private readonly _direct: boolean;
+  private readonly _descW: Uint32Array = NO_WORDS;
+  private readonly _descW0: number = 0;
+  private readonly _availH: Uint16Array = NO_HALVES;
+  private readonly _availH0: number = 0;
+  private readonly _usedH: Uint16Array = NO_HALVES;
+  private readonly _usedH0: number = 0;
+  private readonly _usedW: Uint32Array = NO_WORDS;
+  private readonly _usedW0: number = 0;
+  // Request slots (options.slotBytes): GPA of slot 0, bytes per slot, and each slot's page as words
+  // with the slot's first word index (NO_WORDS when the slot cannot be viewed so).
+  private readonly _slotBase: number = 0;
+  private readonly _slotBytes: number = 0;
+  private readonly _slotWords: Uint32Array[] = [];
+  private readonly _slotW0: Int32Array = new Int32Array(0);
+  /** The head of the entry the last `reapInto` returned. */
+  private _reapedHead = -1;
+
   /**
    * @param base GPA where the region starts (rounded up to 16)
    * @param size queue size N: a power of two in [1, 32768]
@@ -171,7 +201,13 @@ export class VirtqueueDriver {
     const used = align(avail + layout.availBytes, 4);
     const data = align(used + layout.usedBytes, 16);
     const dataBytes = align(options.dataBytes ?? 65536, 16);
-    this.end = data + dataBytes;
+    const slotBytes = options.slotBytes ?? 0;
+    if (slotBytes !== 0 && !(Number.isInteger(slotBytes) && slotBytes >= 64 && slotBytes <= 4096 && (slotBytes & (slotBytes - 1)) === 0)) {
+      throw new RangeError(`slotBytes ${slotBytes} is not a power of two in [64, 4096]`);
+    }
+    // Slots start where their host page offset is a multiple of slotBytes, so none crosses a page.
+    const slotBase = slotBytes === 0 ? data + dataBytes : data + dataBytes + ((slotBytes - (mem.pageOffset(Math.min(data + dataBytes, mem.size - 1)) % slotBytes)) % slotBytes);
+    this.end = slotBytes === 0 ? data + dataBytes : slotBase + size * slotBytes;
     if (!mem.contains(desc, this.end - desc)) throw new RangeError(`virtqueue region [${desc}, ${this.end}) is outside guest RAM`);
     this._mem = mem;
     this._size = size;
@@ -203,7 +239,31 @@ export class VirtqueueDriver {
     this._wLen = new Float64Array(size);
     this._wPieces = new Array<number[] | undefined>(size).fill(undefined);
     this._inFlight = new Uint8Array(size);
-    this._free = [data, this.end];
+    this._free = [data, data + dataBytes];
+    const dv = ringView(mem, desc, layout.descBytes);
+    const av = ringView(mem, avail, layout.availBytes);
+    const uv = ringView(mem, used, layout.usedBytes);
+    this._direct = dv !== undefined && av !== undefined && uv !== undefined;
+    if (dv !== undefined && av !== undefined && uv !== undefined) {
+      this._descW = dv.u32;
+      this._descW0 = dv.offset >>> 2;
+      this._availH = av.u16;
+      this._availH0 = av.offset >>> 1;
+      this._usedH = uv.u16;
+      this._usedH0 = uv.offset >>> 1;
+      this._usedW = uv.u32;
+      this._usedW0 = uv.offset >>> 2;
+    }
+    if (slotBytes !== 0) {
+      this._slotBase = slotBase;
+      this._slotBytes = slotBytes;
+      this._slotW0 = new Int32Array(size);
+      for (let h = 0; h < size; h++) {
+        const v = ringView(mem, slotBase + h * slotBytes, slotBytes);
+        this._slotWords.push(v === undefined ? NO_WORDS : v.u32);
+        this._slotW0[h] = v === undefined ? 0 : v.offset >>> 2;
+      }
+    }
   }
 
   /** Queue size N. */
@@ -323,6 +383,98 @@ export class VirtqueueDriver {
   }
 
   /**
+   * Adds a request of `readLength` readable bytes (the first bytes of `src`, given as its u32 words)
+   * followed by a zero-filled writable part of `writableLength` bytes, and makes it available: the
+   * same chain as `add([{ bytes, writable: false }, { length, writable: true }], { indirect })` with
+   * `indirect` the queue's INDIRECT_DESC feature as passed here, laid out in the head descriptor's slot
+   * when the queue has slots and the request fits (no allocation, no buffer-area search); otherwise it
+   * is exactly that add(). Returns the head.
+   * @throws RangeError as add() does
+   */
+  addRequest(src: Uint32Array, readLength: number, writableLength: number, indirect: boolean): number {
+    const slotBytes = this._slotBytes;
+    const rAligned = (readLength + 3) & ~3;
+    const tableBytes = indirect ? 32 : 0;
+    const need = indirect ? 1 : 2;
+    if (
+      slotBytes === 0 ||
+      !this._direct ||
+      (readLength & 3) !== 0 ||
+      readLength === 0 ||
+      writableLength === 0 ||
+      tableBytes + rAligned + writableLength > slotBytes ||
+      readLength > 4 * src.length ||
+      this._numFree < need
+    ) {
+      return this.add(
+        [
+          { bytes: new Uint8Array(src.buffer, src.byteOffset, readLength), writable: false },
+          { length: writableLength, writable: true },
+        ],
+        { indirect },
+      );
+    }
+    const head = this._takeDescs(need);
+    const slotW = this._slotWords[head]!;
+    if (slotW.length === 0) {
+      this._giveBack(head, need);
+      return this.add(
+        [
+          { bytes: new Uint8Array(src.buffer, src.byteOffset, readLength), writable: false },
+          { length: writableLength, writable: true },
+        ],
+        { indirect },
+      );
+    }
+    const slot = this._slotBase + head * slotBytes;
+    const readAt = slot + tableBytes;
+    const writeAt = readAt + rAligned;
+    let w = this._slotW0[head]!;
+    const dw = this._descW;
+    const d = this._descW0 + 4 * head;
+    if (indirect) {
+      // Indirect table: [readable, NEXT → 1], [writable, WRITE].
+      slotW[w] = readAt;
+      slotW[w + 1] = 0;
+      slotW[w + 2] = readLength;
+      slotW[w + 3] = F_NEXT | (1 << 16);
+      slotW[w + 4] = writeAt;
+      slotW[w + 5] = 0;
+      slotW[w + 6] = writableLength;
+      slotW[w + 7] = F_WRITE;
+      w += 8;
+      dw[d] = slot;
+      dw[d + 1] = 0;
+      dw[d + 2] = 32;
+      dw[d + 3] = F_INDIRECT;
+    } else {
+      const second = this._nextFree[head]!;
+      const d2 = this._descW0 + 4 * second;
+      dw[d] = readAt;
+      dw[d + 1] = 0;
+      dw[d + 2] = readLength;
+      dw[d + 3] = F_NEXT | (second << 16);
+      dw[d2] = writeAt;
+      dw[d2 + 1] = 0;
+      dw[d2 + 2] = writableLength;
+      dw[d2 + 3] = F_WRITE;
+    }
+    const words = readLength >>> 2;
+    for (let i = 0; i < words; i++) slotW[w + i] = src[i]!;
+    w += words;
+    const wWords = (writableLength + 3) >>> 2;
+    for (let i = 0; i < wWords; i++) slotW[w + i] = 0;
+    this._chainDescs[head] = need;
+    this._dataAt[head] = SLOT;
+    this._dataLen[head] = 0;
+    this._wAt[head] = writeAt;
+    this._wLen[head] = writableLength;
+    this._wPieces[head] = undefined;
+    this._publish(head);
+    return head;
+  }
+
+  /**
    * Whether the device must be notified of the chains added since the last kick ("After the driver
    * writes a descriptor index into the available ring": without EVENT_IDX unless used.flags has
    * NO_NOTIFY; with EVENT_IDX iff avail_event is among the indices just published). False when nothing
@@ -333,9 +485,13 @@ export class VirtqueueDriver {
     const oldIdx = this._kickedIdx;
     if (newIdx === oldIdx) return false;
     this._kickedIdx = newIdx;
-    const need = this._eventIdx
-      ? vringNeedEvent(this._mem.readU16(this._availEvent), newIdx, oldIdx)
-      : (this._mem.readU16(this.config.used) & NO_NOTIFY) === 0;
+    let need: boolean;
+    if (this._direct) {
+      const usedH = this._usedH;
+      need = this._eventIdx ? vringNeedEvent(usedH[this._usedH0 + 2 + 4 * this._size]!, newIdx, oldIdx) : (usedH[this._usedH0]! & NO_NOTIFY) === 0;
+    } else {
+      need = this._eventIdx ? vringNeedEvent(this._mem.readU16(this._availEvent), newIdx, oldIdx) : (this._mem.readU16(this.config.used) & NO_NOTIFY) === 0;
+    }
     if (need) this._kicks++;
     return need;
   }
@@ -367,6 +523,59 @@ export class VirtqueueDriver {
     const writable = this._readWritable(head, out);
     this._release(head);
     return { head, len, writable };
+  }
+
+  /**
+   * reapOne without the entry object: takes the next used entry, copies the first `out.length` bytes
+   * of the chain's writable part into `out`, frees the chain, and returns the used length (−1 when the
+   * device has not used anything new). The entry's head is then `reapedHead`.
+   * @throws SimBugError as reapOne
+   */
+  reapInto(out: Uint8Array): number {
+    if (!this._direct) {
+      const e = this.reapOne(out);
+      if (e === undefined) return -1;
+      this._reapedHead = e.head;
+      return e.len;
+    }
+    const last = this._lastUsed;
+    if (this._usedH[this._usedH0 + 1] === last) return -1;
+    const e = this._usedW0 + 1 + 2 * (last & this._mask);
+    const head = this._usedW[e]!;
+    const len = this._usedW[e + 1]!;
+    this._lastUsed = (last + 1) & 0xffff;
+    if (this._eventIdx && this._interrupts) this._availH[this._availH0 + 2 + this._size] = this._lastUsed;
+    this._reapedHead = head;
+    if (head >= this._size || this._inFlight[head] === 0) {
+      const bogus = this._bogusHeads.get(head);
+      if (bogus === undefined) throw new SimBugError(`used entry names head ${head}, which is not in flight`);
+      if (bogus === 1) this._bogusHeads.delete(head);
+      else this._bogusHeads.set(head, bogus - 1);
+      this._inFlightCount--;
+      return len;
+    }
+    if (this._dataAt[head] === SLOT && out.length <= this._wLen[head]! && (out.length & 3) === 0) {
+      // The writable part is word-aligned in the slot's page.
+      const slotW = this._slotWords[head]!;
+      const at = this._slotW0[head]! + ((this._wAt[head]! - this._slotBase - head * this._slotBytes) >>> 2);
+      const words = out.length >>> 2;
+      for (let i = 0; i < words; i++) {
+        const v = slotW[at + i]!;
+        out[4 * i] = v;
+        out[4 * i + 1] = v >>> 8;
+        out[4 * i + 2] = v >>> 16;
+        out[4 * i + 3] = v >>> 24;
+      }
+    } else if (out.length !== 0) {
+      this._readWritable(head, out);
+    }
+    this._release(head);
+    return len;
+  }
+
+  /** The head of the entry the last successful `reapInto` returned (−1 before any). */
+  get reapedHead(): number {
+    return this._reapedHead;
   }
 
   /** Reaps every used entry available now. */
@@ -566,6 +775,13 @@ export class VirtqueueDriver {
 
   /** avail.ring[idx mod N] = head, then avail.idx += 1 (the chain becomes visible). */
   private _publishRaw(head: number): void {
+    if (this._direct) {
+      const availH = this._availH;
+      availH[this._availH0 + 2 + (this._availIdx & this._mask)] = head;
+      this._availIdx = (this._availIdx + 1) & 0xffff;
+      availH[this._availH0 + 1] = this._availIdx;
+      return;
+    }
     const avail = this.config.avail;
     this._mem.writeU16(avail + 4 + 2 * (this._availIdx & this._mask), head);
     this._availIdx = (this._availIdx + 1) & 0xffff;
@@ -583,6 +799,12 @@ export class VirtqueueDriver {
     return first;
   }
 
+  /** Undoes `_takeDescs(count)` that returned `first` (they are still linked in `_nextFree`). */
+  private _giveBack(first: number, count: number): void {
+    this._freeHead = first;
+    this._numFree += count;
+  }
+
   private _release(head: number): void {
     // Give the chain's descriptors back: they are linked from head in _nextFree, count of them.
     const count = this._chainDescs[head]!;
@@ -593,7 +815,8 @@ export class VirtqueueDriver {
     this._numFree += count;
     this._inFlight[head] = 0;
     this._inFlightCount--;
-    if (this._dataAt[head] !== NONE) this._freeArea(this._dataAt[head]!, this._dataLen[head]!);
+    const at = this._dataAt[head]!;
+    if (at >= 0) this._freeArea(at, this._dataLen[head]!);
     this._wPieces[head] = undefined;
   }
 
