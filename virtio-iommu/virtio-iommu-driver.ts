@@ -152,6 +152,7 @@ export interface DriverStats {
 }
 
 interface LocalMapping {
+  readonly iova: bigint;
   readonly gpa: bigint;
   readonly size: bigint;
   readonly flags: number;
@@ -162,8 +163,11 @@ export class GuestDomain {
   /** The device-side ID, assigned at first attach (`viommu_domain_finalise`). */
   id: number | undefined = undefined;
   readonly endpoints = new Set<number>();
-  /** The driver's copy of the mappings: iova → mapping (replayed at first attach). */
-  readonly mappings = new Map<bigint, LocalMapping>();
+  /**
+   * The driver's copy of the mappings (replayed at first attach), keyed by `mappingKey(iova)`: the IOVA
+   * as a number when it is exact in a double (no BigInt hashing on the MAP/UNMAP path), else the bigint.
+   */
+  readonly mappings = new Map<number | bigint, LocalMapping>();
   allocator: IovaAllocator | undefined = undefined;
   /** Lazy mode: IOVAs unmapped but not yet flushed. */
   readonly flushQueue: Array<readonly [bigint, bigint]> = [];
@@ -204,6 +208,21 @@ const FAULT_SIZE = VirtioIommuFault.size;
 /** Bytes of a requestq slot: an indirect table and the largest MAP/UNMAP (36 + 4 bytes) fit. */
 const REQUEST_SLOT = 128;
 const U64_LAST = (1n << 64n) - 1n;
+const TWO_32 = 2 ** 32;
+/** The word fast path stores fields in host order, which is the wire's little-endian order only here. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+// The same fields as u32 word indices (every offset is 4-aligned), for the number fast path.
+const MAP_W_DOMAIN = MAP_DOMAIN >>> 2;
+const MAP_W_VIRT_START = MAP_VIRT_START >>> 2;
+const MAP_W_VIRT_END = MAP_VIRT_END >>> 2;
+const MAP_W_PHYS = MAP_PHYS >>> 2;
+const MAP_W_FLAGS = MAP_FLAGS >>> 2;
+const UNMAP_W_DOMAIN = UNMAP_DOMAIN >>> 2;
+const UNMAP_W_VIRT_START = UNMAP_VIRT_START >>> 2;
+const UNMAP_W_VIRT_END = UNMAP_VIRT_END >>> 2;
+if (((MAP_DOMAIN | MAP_VIRT_START | MAP_VIRT_END | MAP_PHYS | MAP_FLAGS | UNMAP_DOMAIN | UNMAP_VIRT_START | UNMAP_VIRT_END) & 3) !== 0) {
+  throw new Error('virtio-iommu MAP/UNMAP fields are not 4-aligned');
+}
 
 /** A Linux-like guest driver for the virtio-iommu device. */
 export class VirtioIommuDriver {
@@ -376,8 +395,8 @@ export class VirtioIommuDriver {
     domain.endpoints.add(endpoint);
     if (first && !domain.identity && domain.mappings.size > 0) {
       // viommu_replay_mappings: MAPs sent synchronously, status checked.
-      for (const [iova, m] of domain.mappings) {
-        this._queueMap(domain.id!, iova, m.gpa, m.size, m.flags);
+      for (const m of domain.mappings.values()) {
+        this._queueMap(domain.id!, m.iova, m.gpa, m.size, m.flags);
         this._syncChecked('MAP (replay)');
       }
     }
@@ -397,7 +416,7 @@ export class VirtioIommuDriver {
   /** `iommu_map` + `iotlb_sync_map`: records the mapping, queues MAP (if the domain has endpoints), syncs. */
   map(domain: GuestDomain, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
     if (domain.identity) throw new RangeError('MAP on an identity domain');
-    domain.mappings.set(iova, { gpa, size, flags });
+    domain.mappings.set(mappingKey(iova), { iova, gpa, size, flags });
     if (domain.endpoints.size === 0) return;
     this._queueMap(domain.id!, iova, gpa, size, flags);
     this.sync();
@@ -408,9 +427,10 @@ export class VirtioIommuDriver {
    * mode leaves the kick to the next sync.
    */
   unmap(domain: GuestDomain, iova: bigint, size: bigint): void {
-    const m = domain.mappings.get(iova);
+    const key = mappingKey(iova);
+    const m = domain.mappings.get(key);
     if (m === undefined || m.size !== size) throw new RangeError(`no mapping of 0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} (Linux: "Trying to split a mapping?")`);
-    domain.mappings.delete(iova);
+    domain.mappings.delete(key);
     if (domain.endpoints.size === 0) return;
     this._queueUnmap(domain.id!, iova, size);
     if (this.mode === 'strict') this.sync();
@@ -527,7 +547,7 @@ export class VirtioIommuDriver {
       for (const r of [...probed.resvRegions, { start: ramEnd, last: U64_LAST }]) {
         const cut = (r.start / g) * g;
         const stop = cut < ramEnd ? cut : ramEnd;
-        if (stop > at) domain.mappings.set(at, { gpa: at, size: stop - at, flags: VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE });
+        if (stop > at) domain.mappings.set(mappingKey(at), { iova: at, gpa: at, size: stop - at, flags: VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE });
         const next = ((r.last + 1n + g - 1n) / g) * g;
         if (next > at) at = next;
         if (at >= ramEnd) break;
@@ -537,6 +557,20 @@ export class VirtioIommuDriver {
 
   // MAP and UNMAP bytes are rewritten field by field in reused buffers (type and reserved bytes stay).
   private _queueMap(domainId: number, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
+    const s = safe(iova);
+    const n = safe(size);
+    const g = safe(gpa);
+    if (LITTLE_ENDIAN && s >= 0 && n >= 1 && g >= 0 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
+      // Every field exact in a double: no BigInt work.
+      const w = this._mapWords;
+      w[MAP_W_DOMAIN] = domainId;
+      put64(w, MAP_W_VIRT_START, s);
+      put64(w, MAP_W_VIRT_END, s + n - 1);
+      put64(w, MAP_W_PHYS, g);
+      w[MAP_W_FLAGS] = flags;
+      this._add(w, MAP_READABLE);
+      return;
+    }
     const b = this._map;
     writeU32(b, MAP_DOMAIN, domainId);
     writeU64(b, MAP_VIRT_START, iova);
@@ -547,6 +581,16 @@ export class VirtioIommuDriver {
   }
 
   private _queueUnmap(domainId: number, iova: bigint, size: bigint): void {
+    const s = safe(iova);
+    const n = safe(size);
+    if (LITTLE_ENDIAN && s >= 0 && n >= 1 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
+      const w = this._unmapWords;
+      w[UNMAP_W_DOMAIN] = domainId;
+      put64(w, UNMAP_W_VIRT_START, s);
+      put64(w, UNMAP_W_VIRT_END, s + n - 1);
+      this._add(w, UNMAP_READABLE);
+      return;
+    }
     const b = this._unmap;
     writeU32(b, UNMAP_DOMAIN, domainId);
     writeU64(b, UNMAP_VIRT_START, iova);
@@ -604,4 +648,23 @@ export class VirtioIommuDriver {
 
 function bit(n: number): bigint {
   return 1n << BigInt(n);
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The key of `iova` in GuestDomain.mappings. */
+export function mappingKey(iova: bigint): number | bigint {
+  return iova >= 0n && iova <= MAX_SAFE ? Number(iova) : iova;
+}
+
+/** `v` as a number when it is a non-negative safe integer, else −1. */
+function safe(v: bigint): number {
+  return v >= 0n && v <= MAX_SAFE ? Number(v) : -1;
+}
+
+/** Stores the non-negative safe integer `v` as a little-endian u64 at word `wi` of `w`. */
+function put64(w: Uint32Array, wi: number, v: number): void {
+  const lo = v % TWO_32;
+  w[wi] = lo;
+  w[wi + 1] = (v - lo) / TWO_32;
 }
