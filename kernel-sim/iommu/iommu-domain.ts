@@ -84,6 +84,14 @@ export interface IommuDomain {
   map(iovaPfn: number, pfn: number, pageCount: number, prot: number): void;
 
   /**
+   * Optional batch form of `map`: run r is `counts[r]` pages from frame `pfns[r]`, the runs placed one
+   * after another from `iovaPfn` — what a pinned batch of scattered pages looks like. The result must be
+   * that of `map` on each run in order, all or nothing. Models without it are driven run by run.
+   * @throws SysError as `map`
+   */
+  mapRuns?(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void;
+
+  /**
    * Unmaps every leaf in [iovaPfn, iovaPfn + pageCount), then invalidates the IOTLB for the range
    * (iommu_unmap + iotlb sync). `visit` sees each removed run (the physical pages to unpin).
    * @returns the number of 4 KiB pages that were mapped and are now cleared.

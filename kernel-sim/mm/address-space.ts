@@ -58,12 +58,49 @@ export type PinnedRunsVisitor = (runs: PinnedRuns) => void;
 /** Runs per batch: VFIO_BATCH_MAX_CAPACITY (PAGE_SIZE / sizeof(struct page *)). */
 export const PIN_BATCH_RUNS = 512;
 
+/** The state of a batch being filled: runs [0, n], `pages` pages, `runEnd` one past the last frame. */
+interface RunScan {
+  n: number;
+  pages: number;
+  runEnd: number;
+}
+
+/**
+ * Scans 4 KiB folio slots [i, iEnd) into runs, merging physically adjacent frames, and returns the slot
+ * index where it stopped: iEnd, a slot not faulted in yet, or the first slot that needs a run the full
+ * batch has no room for. Kept small and free of calls so it compiles to a tight loop.
+ */
+function scanSmallPages(folios: Uint32Array, i: number, iEnd: number, pfns: Float64Array, counts: Uint32Array, scan: RunScan): number {
+  let n = scan.n;
+  let runEnd = scan.runEnd;
+  let pages = scan.pages;
+  for (; i < iEnd; i++) {
+    const slot = folios[i]!;
+    if (slot === 0) break;
+    const pfn = slot - 1;
+    if (pfn === runEnd) {
+      counts[n] = counts[n]! + 1;
+    } else {
+      if (n + 1 === PIN_BATCH_RUNS) break;
+      pfns[++n] = pfn;
+      counts[n] = 1;
+    }
+    runEnd = pfn + 1;
+    pages++;
+  }
+  scan.n = n;
+  scan.runEnd = runEnd;
+  scan.pages = pages;
+  return i;
+}
+
 /** The address space of one process. */
 export class AddressSpace {
   private readonly _vmas: Vma[] = [];
   private _nextVpfn = MMAP_BASE_VPFN;
   private _lockedVm = 0;
   private _dead = false;
+  private readonly _scan: RunScan = { n: -1, pages: 0, runEnd: -1 };
   private readonly _runs: PinnedRuns = {
     pfn: new Float64Array(PIN_BATCH_RUNS),
     count: new Uint32Array(PIN_BATCH_RUNS),
@@ -208,9 +245,10 @@ export class AddressSpace {
     runs.length = 0;
     runs.pages = 0;
     // The batch being filled: runs [0, n] with `pages` pages; `runEnd` is one past the last frame.
-    let n = -1;
-    let pages = 0;
-    let runEnd = -1;
+    const scan = this._scan;
+    scan.n = -1;
+    scan.pages = 0;
+    scan.runEnd = -1;
     let at = vpfn;
     const end = vpfn + allowed;
     while (at < end) {
@@ -220,24 +258,12 @@ export class AddressSpace {
       const folios = vma.folios;
       const start = vma.startVpfn;
       if (vma.order === 0) {
-        // 4 KiB pages: one folio slot per page.
-        for (; at < vmaEnd; at++) {
-          let slot = folios[at - start]!;
-          if (slot === 0) slot = this._fault(vma, at - start) + 1;
-          const pfn = slot - 1;
-          if (pfn === runEnd) {
-            counts[n]!++;
-          } else {
-            if (n + 1 === PIN_BATCH_RUNS) {
-              this._handOver(PIN_BATCH_RUNS, pages, visit);
-              n = -1;
-              pages = 0;
-            }
-            pfns[++n] = pfn;
-            counts[n] = 1;
-          }
-          runEnd = pfn + 1;
-          pages++;
+        // 4 KiB pages: the tight loop lives in scanSmallPages; faults and full batches come back here.
+        while (at < vmaEnd) {
+          at = start + scanSmallPages(folios, at - start, vmaEnd - start, pfns, counts, scan);
+          if (at === vmaEnd) break;
+          if (folios[at - start] === 0) this._fault(vma, at - start);
+          else this._flush(scan, visit);
         }
         continue;
       }
@@ -249,30 +275,32 @@ export class AddressSpace {
         const within = at - start - index * perFolio;
         const len = Math.min(perFolio - within, vmaEnd - at);
         const pfn = head + within;
-        if (pfn === runEnd) {
-          counts[n] = counts[n]! + len;
+        if (pfn === scan.runEnd) {
+          counts[scan.n] = counts[scan.n]! + len;
         } else {
-          if (n + 1 === PIN_BATCH_RUNS) {
-            this._handOver(PIN_BATCH_RUNS, pages, visit);
-            n = -1;
-            pages = 0;
-          }
-          pfns[++n] = pfn;
-          counts[n] = len;
+          if (scan.n + 1 === PIN_BATCH_RUNS) this._flush(scan, visit);
+          pfns[++scan.n] = pfn;
+          counts[scan.n] = len;
         }
-        runEnd = pfn + len;
-        pages += len;
+        scan.runEnd = pfn + len;
+        scan.pages += len;
         at += len;
       }
     }
-    if (n >= 0) this._handOver(n + 1, pages, visit);
+    if (scan.n >= 0) this._flush(scan, visit);
     if (at < vpfn + pageCount) {
       if (allowed < pageCount && at === end) throw FaultInjector.pinFailure();
       throw sysError('EFAULT', this.findVma(at) === undefined ? 'address is not mapped' : 'mapping does not allow this access');
     }
   }
 
-  private _handOver(length: number, pages: number, visit: PinnedRunsVisitor): void {
+  /** Hands the batch in `scan` to the visitor and starts an empty one. */
+  private _flush(scan: RunScan, visit: PinnedRunsVisitor): void {
+    const length = scan.n + 1;
+    const pages = scan.pages;
+    scan.n = -1;
+    scan.pages = 0;
+    scan.runEnd = -1;
     const runs = this._runs;
     runs.length = length;
     runs.pages = pages;

@@ -4,6 +4,8 @@
  *
  * - `mapIntoDomain` is all or nothing per domain. With `singlePages` (disable_hugepages) every page is
  *   its own iommu_map call, so only 4 KiB IOPTEs are written.
+ * - `mapBatchIntoDomains` maps a pinned batch of runs into every domain, in one call per domain where the
+ *   domain offers `mapRuns`.
  * - `unmapAndUnpin` unmaps a range from every domain; the first domain is the record of which physical
  *   pages back the range (type1 asks it with iommu_iova_to_phys), and those pages are unpinned after the
  *   IOTLB sync, as vfio_unmap_unpin does.
@@ -30,20 +32,43 @@ export function mapIntoDomain(domain: IommuDomain, iovaPfn: number, pfn: number,
 }
 
 /**
- * Maps a run into every domain, all or nothing across them.
+ * Maps a pinned batch — run r is `counts[r]` pages from `pfns[r]`, placed one after another from
+ * `iovaPfn` — into every domain, all or nothing across them. Domains that offer `mapRuns` take the batch
+ * in one call; others (and `singlePages`) are driven run by run.
  * @throws SysError from a domain
  */
-export function mapIntoDomains(domains: readonly IommuDomain[], iovaPfn: number, pfn: number, pageCount: number, prot: number, singlePages: boolean): void {
-  if (domains.length === 1 && !singlePages) {
-    // The common case, kept to one call so V8 can inline it into the batch loop.
-    domains[0]!.map(iovaPfn, pfn, pageCount, prot);
-    return;
-  }
-  let i = 0;
+export function mapBatchIntoDomains(
+  domains: readonly IommuDomain[],
+  iovaPfn: number,
+  pfns: Float64Array,
+  counts: Uint32Array,
+  length: number,
+  prot: number,
+  singlePages: boolean,
+): void {
+  let pages = 0;
+  for (let r = 0; r < length; r++) pages += counts[r]!;
+  let done = 0;
   try {
-    for (; i < domains.length; i++) mapIntoDomain(domains[i]!, iovaPfn, pfn, pageCount, prot, singlePages);
+    for (; done < domains.length; done++) {
+      const domain = domains[done]!;
+      if (domain.mapRuns !== undefined && !singlePages) {
+        domain.mapRuns(iovaPfn, pfns, counts, length, prot);
+        continue;
+      }
+      let at = iovaPfn;
+      try {
+        for (let r = 0; r < length; r++) {
+          mapIntoDomain(domain, at, pfns[r]!, counts[r]!, prot, singlePages);
+          at += counts[r]!;
+        }
+      } catch (err) {
+        if (at > iovaPfn) domain.unmap(iovaPfn, at - iovaPfn);
+        throw err;
+      }
+    }
   } catch (err) {
-    for (let j = 0; j < i; j++) domains[j]!.unmap(iovaPfn, pageCount);
+    for (let j = 0; j < done; j++) domains[j]!.unmap(iovaPfn, pages);
     throw err;
   }
 }

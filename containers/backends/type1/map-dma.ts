@@ -20,7 +20,7 @@ import type { Process } from '../../../kernel-sim/process';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from '../../../uapi/vfio';
 import { decodeDmaMap } from '../common/dma-map-args';
 import { fitsOneRange } from '../common/iova-ranges';
-import { mapIntoDomains } from '../common/pinned-mapping';
+import { mapBatchIntoDomains } from '../common/pinned-mapping';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';
 
 const KNOWN_FLAGS = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE | VFIO_DMA_MAP_FLAG_VADDR;
@@ -79,16 +79,9 @@ function pinAndMap(iommu: Type1Iommu, dma: Type1Dma): void {
   const prot = dma.prot;
   mm.pin(dma.vaddrVpfn, dma.pageCount, (prot & IOMMU_WRITE) !== 0, (runs) => {
     mm.accountLocked(runs.pages, dma.limitPages);
-    const base = dma.iovaPfn + dma.pinnedPages;
-    let iovaPfn = base;
     try {
-      for (let r = 0; r < runs.length; r++) {
-        const count = runs.count[r]!;
-        mapIntoDomains(domains, iovaPfn, runs.pfn[r]!, count, prot, single);
-        iovaPfn += count;
-      }
+      mapBatchIntoDomains(domains, dma.iovaPfn + dma.pinnedPages, runs.pfn, runs.count, runs.length, prot, single);
     } catch (err) {
-      for (const domain of domains) domain.unmap(base, iovaPfn - base);
       mm.unaccountLocked(runs.pages);
       throw err;
     }

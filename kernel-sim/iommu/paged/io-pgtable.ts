@@ -257,6 +257,72 @@ export class IoPgtable {
   }
 
   /**
+   * Maps consecutive runs: run r is `counts[r]` pages from frame `pfns[r]`, placed one after another from
+   * `iovaPfn`. The result is that of `map` on each run in order (the same leaf sizes), all or nothing; it
+   * exists so that a pinned batch of scattered 4 KiB pages is written a leaf table at a time instead of a
+   * call per page.
+   * @throws SysError EINVAL, ERANGE, EEXIST as `map`
+   */
+  mapRuns(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void {
+    if (this._freed) throw useAfterFree();
+    const p = prot & PROT_MASK;
+    let total = 0;
+    for (let r = 0; r < length; r++) {
+      const n = counts[r]!;
+      if (pfns[r]! + n > this._pfnEnd) throwMapRefused(p === 0 ? 0 : p, false);
+      total += n;
+    }
+    if (p === 0 || iovaPfn + total > this._iovaPfnEnd) throwMapRefused(p, iovaPfn + total > this._iovaPfnEnd);
+    // Check every target first, then write: a refusal changes nothing.
+    this._runsPass(iovaPfn, pfns, counts, length, p, false);
+    this._runsPass(iovaPfn, pfns, counts, length, p, true);
+  }
+
+  /**
+   * One pass of mapRuns. Single-page runs that share a leaf table are handled together: one table lookup,
+   * then a plain loop over the entries; longer runs go through the superpage-choosing path of `map`.
+   */
+  private _runsPass(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, p: number, write: boolean): void {
+    let iova = iovaPfn;
+    let r = 0;
+    while (r < length) {
+      const n = counts[r]!;
+      if (n !== 1) {
+        this._mapRun(iova, pfns[r]!, n, p, write);
+        iova += n;
+        r++;
+        continue;
+      }
+      // A stretch of single-page runs inside one leaf table: [r, end).
+      const tableEnd = (Math.floor(iova * INV_TABLE) + 1) * PTES_PER_TABLE;
+      let end = r;
+      let at = iova;
+      while (end < length && counts[end] === 1 && at < tableEnd) {
+        end++;
+        at++;
+      }
+      const t = this._findTable(iova, 0, write);
+      if (t === -2) throw sysError('EEXIST', 'iova range is inside a mapped block');
+      if (t >= 0) {
+        const tab = this._tables[t]!;
+        let i = iova & IDX_MASK;
+        if (write) {
+          for (let k = r; k < end; k++, i++) tab[i] = pfns[k]! * 4 + p;
+          this._live[t] = this._live[t]! + (end - r);
+          this._leafWritten[0] = this._leafWritten[0]! + (end - r);
+          this._mapped += end - r;
+        } else {
+          for (let k = r; k < end; k++, i++) if (tab[i] !== 0) throw sysError('EEXIST', 'iova is already mapped');
+        }
+      } else if (write) {
+        throw new SimBugError('io-pgtable mapRuns: no leaf table after allocation');
+      }
+      iova = at;
+      r = end;
+    }
+  }
+
+  /**
    * Clears every leaf in [iovaPfn, iovaPfn + pageCount) and frees the tables the range covers whole. `visit` sees
    * the removed runs in ascending IOVA order, adjacent leaves that are contiguous in IOVA and phys with the
    * same prot merged into one call. Does not touch any TLB.

@@ -85,6 +85,20 @@ export class PagedDomain implements IommuDomain {
    *   EEXIST (already mapped), ERANGE (a frame beyond the unit's output address size)
    * @throws SimBugError after free, or when the arguments are not frame numbers
    */
+  /** See IommuDomain.mapRuns: the pinned batch written a leaf table at a time. */
+  mapRuns(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void {
+    if (this._freed) throw this._useAfterFree();
+    let pages = 0;
+    for (let r = 0; r < length; r++) pages += counts[r]!;
+    if (!(iovaPfn >= 0 && iovaPfn + pages - 1 <= this._apertureLastPfn)) {
+      throw sysError('EINVAL', 'iova range outside the domain aperture');
+    }
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
+      throw sysError('EINVAL', 'mapping needs IOMMU_READ or IOMMU_WRITE');
+    }
+    this._pgtable.mapRuns(iovaPfn, pfns, counts, length, prot);
+  }
+
   map(iovaPfn: number, pfn: number, pageCount: number, prot: number): void {
     if (this._freed) throw this._useAfterFree();
     // force_aperture: every page of the run must be translatable (iommu_domain_geometry).
