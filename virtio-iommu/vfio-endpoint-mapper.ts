@@ -63,13 +63,49 @@ import {
   VfioPamuAttr,
   VfioPamuMsiBankMap,
 } from '../uapi/vfio-pamu';
-import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE } from '../uapi/vfio';
+import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA } from '../uapi/vfio';
+import { VfioIommuType1DmaMap, VfioIommuType1DmaUnmap } from '../uapi/vfio-structs';
 import { VIRTIO_IOMMU_MAP_F_MMIO, VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WRITE } from '../uapi/virtio-iommu';
 import { VfioContainer } from '../userspace/vfio-container';
 import type { IommuInfo } from '../userspace/vfio-container';
 import { VfioGroup } from '../userspace/vfio-group';
 import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { hostReservedRegions } from './host-reserved-regions';
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const TWO_32 = 2 ** 32;
+const MAP_ARGSZ = VfioIommuType1DmaMap.size;
+const MAP_FLAGS = VfioIommuType1DmaMap.offsetof('flags');
+const MAP_VADDR = VfioIommuType1DmaMap.offsetof('vaddr');
+const MAP_IOVA = VfioIommuType1DmaMap.offsetof('iova');
+const MAP_SIZE = VfioIommuType1DmaMap.offsetof('size');
+const UNMAP_ARGSZ = VfioIommuType1DmaUnmap.size;
+const UNMAP_FLAGS = VfioIommuType1DmaUnmap.offsetof('flags');
+const UNMAP_IOVA = VfioIommuType1DmaUnmap.offsetof('iova');
+const UNMAP_SIZE = VfioIommuType1DmaUnmap.offsetof('size');
+
+/** `v` as a number when it is a non-negative safe integer, else −1. */
+function safe(v: bigint): number {
+  return v >= 0n && v <= MAX_SAFE ? Number(v) : -1;
+}
+
+function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+/** Stores the non-negative safe integer `v` as a little-endian u64. */
+function put64(b: Uint8Array, o: number, v: number): void {
+  const lo = v % TWO_32;
+  put32(b, o, lo);
+  put32(b, o + 4, (v - lo) / TWO_32);
+}
+
+function get32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
 
 /** IOMMU types tried in order at SET_IOMMU (the windowed one first when the VMM gave a window layout). */
 const IOMMU_TYPES = [VFIO_TYPE1v2_IOMMU, VFIO_TYPE2_IOMMU] as const;
@@ -128,6 +164,13 @@ export class VfioEndpointMapper implements EndpointMapper {
   private _identity: Array<readonly [bigint, bigint]> = [];
   private _bypass = false;
   private _released = false;
+  // MAP_DMA / UNMAP_DMA argument bytes, reused: the MAP/UNMAP path writes their fields as numbers when
+  // every value is exact in a double (the container helper's codec path serves the rest).
+  private readonly _mapArg = new Uint8Array(MAP_ARGSZ);
+  private readonly _unmapArg = new Uint8Array(UNMAP_ARGSZ);
+  /** Guest RAM's hva and size as numbers (−1 when not exact). */
+  private readonly _hvaNum: number;
+  private readonly _ramNum: number;
 
   /**
    * Opens the device's group and a container for it in the VMM process.
@@ -166,6 +209,10 @@ export class VfioEndpointMapper implements EndpointMapper {
       last: ranges.reduce((m, r) => (r.last > m ? r.last : m), ranges[0]!.last),
     };
     this._reserved = hostReservedRegions(ranges, config.msiWindows ?? hostMsi ?? platformMsiWindows(vmm, bdf));
+    this._hvaNum = safe(config.guestRam.hva + config.guestRam.size) >= 0 ? Number(config.guestRam.hva) : -1;
+    this._ramNum = safe(config.guestRam.size);
+    put32(this._mapArg, 0, MAP_ARGSZ);
+    put32(this._unmapArg, 0, UNMAP_ARGSZ);
   }
 
   pageSizeMask(): bigint {
@@ -190,11 +237,25 @@ export class VfioEndpointMapper implements EndpointMapper {
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
     // QEMU virtio_iommu_notify_map: MMIO and permission-less mappings stay in the device's tree only.
     if ((flags & VIRTIO_IOMMU_MAP_F_MMIO) !== 0 || (!read && !write)) return 'ok';
-    if (gpa + size > this._guestRam.size) {
+    const g = safe(gpa);
+    const n = safe(size);
+    // As numbers when exact (a sum at or above 2^53 is past guest RAM however it rounds).
+    if (g >= 0 && n >= 0 && this._ramNum >= 0 ? g + n > this._ramNum : gpa + size > this._guestRam.size) {
       throw new SysError('EFAULT', { reason: `GPA range [0x${gpa.toString(16)}, +0x${size.toString(16)}) is outside guest RAM` });
     }
     try {
-      this.container.mapDma({ vaddr: this._guestRam.hva + gpa, iova, size, read, write });
+      const i = safe(iova);
+      if (this._hvaNum >= 0 && g >= 0 && i >= 0 && n >= 0) {
+        // gpa + size ≤ guest RAM (checked above), so hva + gpa is exact too.
+        const b = this._mapArg;
+        put32(b, MAP_FLAGS, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0));
+        put64(b, MAP_VADDR, this._hvaNum + g);
+        put64(b, MAP_IOVA, i);
+        put64(b, MAP_SIZE, n);
+        this.container.process.ioctl(this.container.fd, VFIO_IOMMU_MAP_DMA, b);
+      } else {
+        this.container.mapDma({ vaddr: this._guestRam.hva + gpa, iova, size, read, write });
+      }
     } catch (err) {
       if (err instanceof SysError && err.code === 'EEXIST') return 'overlap';
       throw err;
@@ -207,15 +268,29 @@ export class VfioEndpointMapper implements EndpointMapper {
     const mapped = this._mapped.get(iova);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
     if (mapped !== size) return 'would-split';
-    let unmapped: bigint;
+    let unmapped: bigint | number;
+    let expected: bigint | number = size;
     try {
-      unmapped = this.container.unmapDma(iova, size);
+      const i = safe(iova);
+      const n = safe(size);
+      if (i >= 0 && n >= 0) {
+        const b = this._unmapArg;
+        put32(b, UNMAP_FLAGS, 0);
+        put64(b, UNMAP_IOVA, i);
+        put64(b, UNMAP_SIZE, n);
+        this.container.process.ioctl(this.container.fd, VFIO_IOMMU_UNMAP_DMA, b);
+        // The kernel writes back the bytes unmapped; compared as numbers (exact below 2^53).
+        unmapped = get32(b, UNMAP_SIZE + 4) * TWO_32 + get32(b, UNMAP_SIZE);
+        expected = n;
+      } else {
+        unmapped = this.container.unmapDma(iova, size);
+      }
     } catch (err) {
       if (err instanceof SysError && err.code === 'EINVAL') return 'would-split';
       throw err;
     }
     this._mapped.delete(iova);
-    if (unmapped !== size) {
+    if (unmapped !== expected) {
       throw new SysError('EIO', { reason: `UNMAP_DMA removed 0x${unmapped.toString(16)} bytes at 0x${iova.toString(16)}, 0x${size.toString(16)} were mapped` });
     }
     return 'ok';
