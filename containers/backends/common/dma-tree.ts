@@ -15,12 +15,8 @@ export interface DmaRange {
 }
 
 const CHUNK_MAX = 128;
-
-/** A position in the tree: chunk index and index inside it. */
-interface Cursor {
-  chunk: number;
-  index: number;
-}
+/** A position is packed into one number, chunk * SLOT + index, so walking allocates nothing; -1 is none. */
+const SLOT = 256;
 
 /** Sorted, non-overlapping ranges. */
 export class DmaTree<T extends DmaRange> {
@@ -49,9 +45,9 @@ export class DmaTree<T extends DmaRange> {
     return found;
   }
 
-  /** The position of the last range starting at or below `pfn`, or undefined. */
-  private _floor(pfn: number): Cursor | undefined {
-    if (this._size === 0) return undefined;
+  /** The position of the last range starting at or below `pfn`, or -1. */
+  private _floor(pfn: number): number {
+    if (this._size === 0) return -1;
     const c = this._chunkFor(pfn);
     const items = this._chunks[c]!;
     let lo = 0;
@@ -66,61 +62,64 @@ export class DmaTree<T extends DmaRange> {
         hi = mid - 1;
       }
     }
-    return found < 0 ? undefined : { chunk: c, index: found };
+    return found < 0 ? -1 : c * SLOT + found;
   }
 
-  private _at(cursor: Cursor): T {
-    return this._chunks[cursor.chunk]![cursor.index]!;
+  private _at(cursor: number): T {
+    return this._chunks[Math.floor(cursor / SLOT)]![cursor % SLOT]!;
   }
 
-  private _next(cursor: Cursor): Cursor | undefined {
-    if (cursor.index + 1 < this._chunks[cursor.chunk]!.length) return { chunk: cursor.chunk, index: cursor.index + 1 };
-    return cursor.chunk + 1 < this._chunks.length ? { chunk: cursor.chunk + 1, index: 0 } : undefined;
+  private _next(cursor: number): number {
+    const chunk = Math.floor(cursor / SLOT);
+    const index = cursor % SLOT;
+    if (index + 1 < this._chunks[chunk]!.length) return cursor + 1;
+    return chunk + 1 < this._chunks.length ? (chunk + 1) * SLOT : -1;
   }
 
   /** The range containing page `pfn`, or undefined. */
   find(pfn: number): T | undefined {
     const floor = this._floor(pfn);
-    if (floor === undefined) return undefined;
+    if (floor < 0) return undefined;
     const item = this._at(floor);
     return pfn < item.iovaPfn + item.pageCount ? item : undefined;
   }
 
-  /** The lowest range that intersects [pfn, pfn + pageCount), or undefined (vfio_find_dma's question). */
-  firstOverlap(pfn: number, pageCount: number): T | undefined {
-    const end = pfn + pageCount;
+  /** The position of the lowest range that intersects [pfn, pfn + pageCount), or -1. */
+  private _firstOverlapAt(pfn: number, pageCount: number): number {
+    if (this._size === 0) return -1;
     const floor = this._floor(pfn);
-    let cursor: Cursor | undefined;
-    if (floor === undefined) {
-      cursor = this._size === 0 ? undefined : { chunk: 0, index: 0 };
+    let cursor: number;
+    if (floor < 0) {
+      cursor = 0;
     } else {
       const item = this._at(floor);
       cursor = pfn < item.iovaPfn + item.pageCount ? floor : this._next(floor);
     }
-    if (cursor === undefined) return undefined;
-    const item = this._at(cursor);
-    return item.iovaPfn < end ? item : undefined;
+    if (cursor < 0) return -1;
+    return this._at(cursor).iovaPfn < pfn + pageCount ? cursor : -1;
+  }
+
+  /** The lowest range that intersects [pfn, pfn + pageCount), or undefined (vfio_find_dma's question). */
+  firstOverlap(pfn: number, pageCount: number): T | undefined {
+    const cursor = this._firstOverlapAt(pfn, pageCount);
+    return cursor < 0 ? undefined : this._at(cursor);
   }
 
   /** Every range that intersects [pfn, pfn + pageCount), in ascending order. */
   overlapping(pfn: number, pageCount: number): T[] {
     const out: T[] = [];
-    const first = this.firstOverlap(pfn, pageCount);
-    if (first === undefined) return out;
     const end = pfn + pageCount;
-    let cursor: Cursor | undefined = this._floor(first.iovaPfn);
-    while (cursor !== undefined) {
+    for (let cursor = this._firstOverlapAt(pfn, pageCount); cursor >= 0; cursor = this._next(cursor)) {
       const item = this._at(cursor);
       if (item.iovaPfn >= end) break;
       out.push(item);
-      cursor = this._next(cursor);
     }
     return out;
   }
 
   /** Adds a range that overlaps none. Overlap is a caller bug. */
   insert(item: T): void {
-    if (this.firstOverlap(item.iovaPfn, item.pageCount) !== undefined) throw new SimBugError(`dma tree insert overlaps at pfn ${item.iovaPfn}`);
+    if (this._firstOverlapAt(item.iovaPfn, item.pageCount) >= 0) throw new SimBugError(`dma tree insert overlaps at pfn ${item.iovaPfn}`);
     if (this._size === 0) {
       this._chunks.push([item]);
       this._size = 1;
@@ -135,7 +134,8 @@ export class DmaTree<T extends DmaRange> {
       if (items[mid]!.iovaPfn < item.iovaPfn) lo = mid + 1;
       else hi = mid;
     }
-    items.splice(lo, 0, item);
+    if (lo === items.length) items.push(item);
+    else items.splice(lo, 0, item);
     this._size++;
     if (items.length > CHUNK_MAX) this._chunks.splice(c + 1, 0, items.splice(CHUNK_MAX >>> 1));
   }
@@ -143,11 +143,14 @@ export class DmaTree<T extends DmaRange> {
   /** Removes a range that is in the tree. A missing one is a caller bug. */
   remove(item: T): void {
     const floor = this._floor(item.iovaPfn);
-    if (floor === undefined || this._at(floor) !== item) throw new SimBugError(`dma tree remove of absent range at pfn ${item.iovaPfn}`);
-    const items = this._chunks[floor.chunk]!;
-    items.splice(floor.index, 1);
+    if (floor < 0 || this._at(floor) !== item) throw new SimBugError(`dma tree remove of absent range at pfn ${item.iovaPfn}`);
+    const chunk = Math.floor(floor / SLOT);
+    const items = this._chunks[chunk]!;
+    const index = floor % SLOT;
+    if (index === items.length - 1) items.pop();
+    else items.splice(index, 1);
     this._size--;
-    if (items.length === 0) this._chunks.splice(floor.chunk, 1);
+    if (items.length === 0) this._chunks.splice(chunk, 1);
   }
 
   /** Every range, ascending. */
