@@ -15,7 +15,10 @@ import { sysError } from '../kernel-sim/errors';
 import type { IoctlArg } from '../kernel-sim/fs/file';
 import { readU32 } from '../uapi/codec';
 
-/** The caller's struct bytes, checked to hold at least `minsz` bytes (copy_from_user of minsz). @throws SysError EFAULT */
+/**
+ * The caller's struct bytes, checked to hold at least `minsz` bytes (copy_from_user of minsz). Those
+ * bytes may then be written back without another check. @throws SysError EFAULT
+ */
 export function copyIn(arg: IoctlArg, minsz: number): Uint8Array {
   if (!(arg instanceof Uint8Array) || arg.length < minsz) throw sysError('EFAULT', `argument does not hold ${minsz} bytes`);
   return arg;
@@ -51,9 +54,16 @@ export function lastPfnOf(value: U64Pages, size: U64Pages): number {
   return pfn >= 2 ** 52 ? -1 : pfn;
 }
 
-/** A by-value ioctl argument as an unsigned long (0 when absent). */
+/**
+ * A by-value ioctl argument as an unsigned long (0 when absent; negative values wrap as in C).
+ * @throws SysError EINVAL for a number that is not an integer (NaN, Infinity, 1.5): no C value has it
+ */
 export function byValue(arg: IoctlArg): number {
-  if (typeof arg === 'number') return arg >>> 0 === arg ? arg : Number(BigInt.asUintN(64, BigInt(Math.trunc(arg))));
+  if (typeof arg === 'number') {
+    if (arg >>> 0 === arg) return arg;
+    if (!Number.isInteger(arg)) throw sysError('EINVAL', 'by-value argument is not an integer');
+    return Number(BigInt.asUintN(64, BigInt(arg)));
+  }
   if (typeof arg === 'bigint') return Number(BigInt.asUintN(64, arg));
   return 0;
 }

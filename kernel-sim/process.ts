@@ -200,14 +200,17 @@ export class Process {
 
   /**
    * mmap(NULL, length, prot, MAP_PRIVATE|MAP_ANONYMOUS[|MAP_HUGETLB]): the new mapping's address.
-   * @throws SysError EINVAL (zero length, bad page size), ENOMEM (no hugetlb pages)
+   * Memory is accounted strictly (vm.overcommit_memory = 2): a mapping larger than the machine's
+   * anonymous memory is refused at once.
+   * @throws SysError EINVAL (zero or non-integer length, bad page size), ENOMEM (no memory or hugetlb pages)
    */
   mmap(length: number | bigint, options: MmapOptions = {}): bigint {
     this._alive();
     try {
       const order = pageOrder(options.pageSize ?? '4K');
-      const bytes = BigInt(length);
+      const bytes = toByteCount(length);
       if (bytes <= 0n) throw sysError('EINVAL', 'mmap length is zero');
+      if (bytes >> BigInt(PAGE_SHIFT) > BigInt(this.kernel.phys.anonFrames)) throw sysError('ENOMEM', 'mapping is larger than the machine');
       const pages = Number((bytes + PAGE_MASK) >> BigInt(PAGE_SHIFT));
       const prot = options.prot === 'none' ? PROT_NONE : options.prot === 'r' ? PROT_READ : PROT_READ | PROT_WRITE;
       const vpfn = this.mm.mmap(pages, order, prot, order === 0 ? 'anon' : 'hugetlb');
@@ -224,7 +227,7 @@ export class Process {
   munmap(vaddr: bigint, length: number | bigint): void {
     try {
       if ((vaddr & PAGE_MASK) !== 0n) throw sysError('EINVAL', 'munmap address is not page aligned');
-      const bytes = BigInt(length);
+      const bytes = toByteCount(length);
       if (bytes <= 0n) throw sysError('EINVAL', 'munmap length is zero');
       this.mm.munmap(Number(vaddr >> BigInt(PAGE_SHIFT)), Number((bytes + PAGE_MASK) >> BigInt(PAGE_SHIFT)));
     } catch (err) {
@@ -232,8 +235,12 @@ export class Process {
     }
   }
 
-  /** Reads this process's memory (process_vm_readv on itself). @throws SysError EFAULT */
+  /** Reads this process's memory (process_vm_readv on itself). @throws SysError EFAULT, EINVAL (bad length) */
   readMemory(vaddr: bigint, length: number): Uint8Array {
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_RW_BYTES) {
+      throw enrich(sysError('EINVAL', 'length must be a byte count of at most 2 GiB'), 'process_vm_readv');
+    }
+    if (vaddr < 0n) throw enrich(sysError('EFAULT', 'bad user address'), 'process_vm_readv');
     const out = new Uint8Array(length);
     try {
       this.mm.read(Number(vaddr >> BigInt(PAGE_SHIFT)), Number(vaddr & PAGE_MASK), out);
@@ -245,6 +252,7 @@ export class Process {
 
   /** Writes this process's memory. @throws SysError EFAULT */
   writeMemory(vaddr: bigint, bytes: Uint8Array): void {
+    if (vaddr < 0n) throw enrich(sysError('EFAULT', 'bad user address'), 'process_vm_writev');
     try {
       this.mm.write(Number(vaddr >> BigInt(PAGE_SHIFT)), Number(vaddr & PAGE_MASK), bytes);
     } catch (err) {
@@ -281,6 +289,16 @@ export class Process {
   private _alive(): void {
     if (this._exited) throw new SimBugError(`process ${this.pid} used after exit`);
   }
+}
+
+/** process_vm_readv transfers at most MAX_RW_COUNT (INT_MAX rounded down to a page) per call. */
+const MAX_RW_BYTES = 0x7ffff000;
+
+/** A length argument as bytes. @throws SysError EINVAL for a number that is not a whole count */
+function toByteCount(length: number | bigint): bigint {
+  if (typeof length === 'bigint') return length;
+  if (!Number.isSafeInteger(length)) throw sysError('EINVAL', 'length is not a whole number of bytes');
+  return BigInt(length);
 }
 
 /** A byte limit in whole 4 KiB pages (rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT). */

@@ -255,7 +255,7 @@ export class Type1Iommu implements VfioIommuBackendInstance {
 
   // ---- mapping records ---------------------------------------------------------------------------
 
-  /** Pages pinned on behalf of a record (called while a MAP pins). */
+  /** Counts pages pinned on behalf of a record (called while a MAP pins). */
   notePinned(pages: number): void {
     this._pinned += pages;
   }
@@ -279,14 +279,17 @@ export class Type1Iommu implements VfioIommuBackendInstance {
 
   // ---- invariants --------------------------------------------------------------------------------
 
+  /** Pinned 4 KiB pages held now. */
   pinnedPages(): number {
     return this._pinned;
   }
 
+  /** Pages charged to `mm`'s locked_vm by this container's mappings. */
   lockedVm(mm: AddressSpace): number {
     return lockedPagesOf(this.dmas, mm);
   }
 
+  /** Records, pins, domain contents (plus SW_MSI cookie pages) and dma_avail agree. */
   checkInvariants(problems: string[]): void {
     let mapped = 0;
     let pinned = 0;

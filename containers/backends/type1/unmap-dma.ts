@@ -22,7 +22,7 @@ import {
   VFIO_DMA_UNMAP_FLAG_VADDR,
 } from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ } from '../../../uapi/vfio-structs';
-import { checkOut, copyIn, readU64Pages, type U64Pages } from '../../user-arg';
+import { copyIn, readU64Pages, type U64Pages } from '../../user-arg';
 import { assertNoSplit, unmapRange, writeUnmappedSize } from '../common/dma-unmap-range';
 import { readU32, readU64 } from '../../../uapi/codec';
 import { smallestPageShift } from '../common/iova-ranges';
@@ -59,7 +59,6 @@ export function type1IoctlUnmapDma(iommu: Type1Iommu, arg: IoctlArg, caller: Pro
   readU64Pages(buf, 8, iova);
   readU64Pages(buf, 16, size);
   const unmapped = doUnmap(iommu, flags, bitmap, caller);
-  checkOut(buf, 0, VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ);
   writeUnmappedSize(buf, unmapped);
   return 0;
 }

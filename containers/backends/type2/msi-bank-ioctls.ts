@@ -24,11 +24,12 @@ import { windowAt } from './window-layout';
 
 const iova: U64Pages = { pfn: 0, low: 0 };
 
+/** GET_MSI_BANK_COUNT: the machine's MSI banks, as the return value (0 on a machine without banks). */
 export function type2IoctlGetMsiBankCount(iommu: Type2Iommu): number {
   return iommu.msiBanks?.bankCount() ?? 0;
 }
 
-/** @throws SysError EFAULT, EINVAL, ENODEV, EEXIST, EBUSY */
+/** MAP_MSI_BANK: maps a bank's MSIIR page at the base of a free window. @throws SysError EFAULT, EINVAL, ENODEV, EEXIST, EBUSY */
 export function type2IoctlMapMsiBank(iommu: Type2Iommu, arg: IoctlArg): number {
   const buf = copyIn(arg, VFIO_PAMU_MSI_BANK_MAP_MINSZ);
   const flags = readU32(buf, 4);
@@ -56,7 +57,7 @@ export function type2IoctlMapMsiBank(iommu: Type2Iommu, arg: IoctlArg): number {
   return 0;
 }
 
-/** @throws SysError EFAULT, EINVAL */
+/** UNMAP_MSI_BANK: removes the bank mapped at exactly this IOVA. @throws SysError EFAULT, EINVAL */
 export function type2IoctlUnmapMsiBank(iommu: Type2Iommu, arg: IoctlArg): number {
   const buf = copyIn(arg, VFIO_PAMU_MSI_BANK_UNMAP_MINSZ);
   if (readU32(buf, 0) < VFIO_PAMU_MSI_BANK_UNMAP_MINSZ) throw sysError('EINVAL', 'argsz is below 16');

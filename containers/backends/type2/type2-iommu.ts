@@ -163,6 +163,7 @@ export class Type2Iommu implements VfioIommuBackendInstance {
 
   // ---- mappings ----------------------------------------------------------------------------------
 
+  /** Counts pages a MAP pinned (the invariant checker compares it with the records). */
   notePinned(pages: number): void {
     this._pinned += pages;
   }
@@ -215,14 +216,17 @@ export class Type2Iommu implements VfioIommuBackendInstance {
 
   // ---- invariants --------------------------------------------------------------------------------
 
+  /** Pinned 4 KiB pages held now. */
   pinnedPages(): number {
     return this._pinned;
   }
 
+  /** Pages charged to `mm`'s locked_vm by this container's mappings. */
   lockedVm(mm: AddressSpace): number {
     return lockedPagesOf(this.dmas, mm);
   }
 
+  /** Every record's windows are programmed as recorded, and the pin count matches the records. */
   checkInvariants(problems: string[]): void {
     let pinned = 0;
     for (const dma of this.dmas) {

@@ -9,8 +9,9 @@
  *     windows not configured → EINVAL (the SDK silently mapped nothing for a MAP smaller than a window)
  *  8. a window already holds a mapping or an MSI bank → EEXIST (the SDK said EBUSY)
  *  9. per window: its pages are pinned and must be one physically contiguous run → EFAULT (scattered
- *     anonymous memory fails, hugetlb of the window size succeeds); RLIMIT_MEMLOCK → ENOMEM; the backing
- *     must be naturally aligned to the mapped size → EINVAL (documented by the vendor, never checked)
+ *     anonymous memory fails, hugetlb of the window size succeeds); RLIMIT_MEMLOCK → ENOMEM; then, once
+ *     pinned, the window is programmed and the hardware refuses backing that is not naturally aligned
+ *     to the mapped size → EINVAL (documented by the vendor, never checked) — the pin is given back
  * All or nothing: a failure disables the windows enabled so far and returns their pins and charge.
  * Then the PAMU enable attribute is set, as the SDK did after every MAP_DMA (it also revives requesters a
  * violation disabled).

@@ -10,7 +10,7 @@ import type { IoctlArg } from '../../../kernel-sim/fs/file';
 import { readU32 } from '../../../uapi/codec';
 import { VFIO_DMA_UNMAP_FLAG_ALL } from '../../../uapi/vfio';
 import { VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ } from '../../../uapi/vfio-structs';
-import { checkOut, copyIn, readU64Pages, type U64Pages } from '../../user-arg';
+import { copyIn, readU64Pages, type U64Pages } from '../../user-arg';
 import { assertNoSplit, unmapRange, writeUnmappedSize } from '../common/dma-unmap-range';
 import type { Type2Iommu } from './type2-iommu';
 
@@ -34,7 +34,6 @@ export function type2IoctlUnmapDma(iommu: Type2Iommu, arg: IoctlArg): number {
     unmapped += dma.pageCount;
     iommu.removeDma(dma);
   }
-  checkOut(buf, 0, VFIO_IOMMU_TYPE1_DMA_UNMAP_MINSZ);
   writeUnmappedSize(buf, unmapped);
   return 0;
 }
