@@ -34,6 +34,7 @@ import {
 } from '../uapi/virtio-iommu';
 
 const TWO_64 = 1n << 64n;
+const LOW_MASK = 0xffff_ffffn;
 const RW = VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE;
 
 /** Handles one MAP; returns its status. */
@@ -53,10 +54,12 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   if (domain.bypass) return VIRTIO_IOMMU_S_INVAL;
   if (end <= start) return VIRTIO_IOMMU_S_RANGE;
   const size = end - start;
-  if (phys + size > TWO_64) return VIRTIO_IOMMU_S_RANGE;
+  if (!req.small && phys + size > TWO_64) return VIRTIO_IOMMU_S_RANGE;
   // "If virt_start, phys_start or (virt_end + 1) is not aligned on the page granularity, the device
-  // SHOULD reject the request and set status to VIRTIO_IOMMU_S_RANGE."
-  if (policy.compat !== 'qemu' && ((start | end | phys) & domain.alignMask) !== 0n) return VIRTIO_IOMMU_S_RANGE;
+  // SHOULD reject the request and set status to VIRTIO_IOMMU_S_RANGE." (A mask below 2^32 is checked
+  // on the low words, with no BigInt.)
+  const alignMask = domain.alignMask;
+  if (policy.compat !== 'qemu' && (alignMask <= LOW_MASK ? (req.lowBits & Number(alignMask)) !== 0 : ((start | end | phys) & alignMask) !== 0n)) return VIRTIO_IOMMU_S_RANGE;
   // "If a mapping already exists in the requested range, the device SHOULD reject the request and set
   // status to VIRTIO_IOMMU_S_INVAL."
   if (domain.mappings.overlaps(start, end)) return VIRTIO_IOMMU_S_INVAL;

@@ -61,6 +61,13 @@ export interface MapRequest {
   readonly end: bigint;
   readonly phys: bigint;
   readonly flags: number;
+  /**
+   * The low 32 bits of `start`, `end` and `phys` OR-ed together (`end` modulo 2^64): an alignment check
+   * against a mask below 2^32 needs no BigInt.
+   */
+  readonly lowBits: number;
+  /** `start`, `end` and `phys` are all below 2^53 (so `phys + size` cannot pass 2^64). */
+  readonly small: boolean;
 }
 
 /** UNMAP (spec §UNMAP request): every mapping inside `[start, end)`. */
@@ -139,8 +146,17 @@ function readU32(b: Uint8Array, o: number): number {
 function readU64(b: Uint8Array, o: number): bigint {
   const lo = readU32(b, o);
   const hi = readU32(b, o + 4);
-  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+  return hi < 0x20_0000 ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
+
+/** The u64 at `o` plus one (at most 2^64): one BigInt when the sum is exact in a double. */
+function readU64PlusOne(b: Uint8Array, o: number): bigint {
+  const lo = readU32(b, o);
+  const hi = readU32(b, o + 4);
+  return hi < 0x1f_ffff ? BigInt(hi * TWO_32 + lo + 1) : ((BigInt(hi) << 32n) | BigInt(lo)) + 1n;
+}
+
+const TWO_32 = 2 ** 32;
 
 /**
  * Every decoded request has this one runtime shape, whatever its kind: handlers and the dispatcher then
@@ -161,6 +177,8 @@ class Decoded {
     readonly reservedIsZero: boolean,
     readonly readableLength: number,
     readonly reason: UnparsableRequest['reason'] | undefined,
+    readonly lowBits: number,
+    readonly small: boolean,
   ) {}
 }
 
@@ -172,13 +190,16 @@ const Z = 0n;
  */
 export function decodeRequest(readable: Uint8Array): DecodedRequest {
   const n = readable.length;
-  if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, Z, Z, Z, true, n, 'no-head') as UnparsableRequest;
+  if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, Z, Z, Z, true, n, 'no-head', 0, true) as UnparsableRequest;
   const type = readable[0]!;
   const need = READABLE_SIZE[type];
-  if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, Z, Z, Z, true, n, 'unknown-type') as UnparsableRequest;
-  if (n < need) return new Decoded('truncated', type, 0, 0, 0, Z, Z, Z, true, n, undefined) as TruncatedRequest;
+  if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, Z, Z, Z, true, n, 'unknown-type', 0, true) as UnparsableRequest;
+  if (n < need) return new Decoded('truncated', type, 0, 0, 0, Z, Z, Z, true, n, undefined, 0, true) as TruncatedRequest;
   switch (type) {
-    case VIRTIO_IOMMU_T_MAP:
+    case VIRTIO_IOMMU_T_MAP: {
+      const startHi = readU32(readable, OFF_MAP_VIRT_START + 4);
+      const endHi = readU32(readable, OFF_MAP_VIRT_END + 4);
+      const physHi = readU32(readable, OFF_MAP_PHYS + 4);
       return new Decoded(
         'map',
         type,
@@ -187,12 +208,15 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
         readU32(readable, OFF_MAP_FLAGS),
         readU64(readable, OFF_MAP_VIRT_START),
         // The inclusive virt_end becomes an exclusive end here, and only here.
-        readU64(readable, OFF_MAP_VIRT_END) + 1n,
+        readU64PlusOne(readable, OFF_MAP_VIRT_END),
         readU64(readable, OFF_MAP_PHYS),
         true,
         n,
         undefined,
+        readU32(readable, OFF_MAP_VIRT_START) | ((readU32(readable, OFF_MAP_VIRT_END) + 1) >>> 0) | readU32(readable, OFF_MAP_PHYS),
+        (startHi | endHi | physHi) >>> 0 < 0x1f_ffff,
       ) as MapRequest;
+    }
     case VIRTIO_IOMMU_T_UNMAP:
       return new Decoded(
         'unmap',
@@ -201,11 +225,13 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
         0,
         0,
         readU64(readable, OFF_UNMAP_VIRT_START),
-        readU64(readable, OFF_UNMAP_VIRT_END) + 1n,
+        readU64PlusOne(readable, OFF_UNMAP_VIRT_END),
         Z,
         readU32(readable, OFF_UNMAP_RESERVED) === 0,
         n,
         undefined,
+        0,
+        true,
       ) as UnmapRequest;
     case VIRTIO_IOMMU_T_ATTACH:
       return new Decoded(
@@ -220,11 +246,13 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
         readU32(readable, OFF_ATTACH_RESERVED) === 0,
         n,
         undefined,
+        0,
+        true,
       ) as AttachRequest;
     case VIRTIO_IOMMU_T_DETACH:
-      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, Z, Z, Z, true, n, undefined) as DetachRequest;
+      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, Z, Z, Z, true, n, undefined, 0, true) as DetachRequest;
     default:
-      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, Z, Z, Z, true, n, undefined) as ProbeRequest;
+      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, Z, Z, Z, true, n, undefined, 0, true) as ProbeRequest;
   }
 }
 

@@ -88,6 +88,12 @@ export interface SplitVirtqueueOptions {
    * to pop and the used index, both u16. Default: a fresh queue, both 0 (what reset gives).
    */
   resume?: { lastAvailIdx: number; usedIdx: number };
+  /**
+   * pop() returns the same chain object each time, describing the new chain: a chain is then valid only
+   * until the next pop, like its `readable` (a device that answers each chain before the next pop, as
+   * the requestq does). Default false: each chain is its own object, which a device may keep.
+   */
+  reuseChain?: boolean;
 }
 
 /** One chain the device took from the available ring. */
@@ -247,20 +253,32 @@ const PAGE_SIZE = 4096;
 const SMALL_GATHER = 64;
 const NO_WORDS = new Uint32Array(0);
 const NO_HALVES = new Uint16Array(0);
+const NO_BYTES = new Uint8Array(0);
 
 /** A chain handed to the device: its writable segments are its own, its readable view is scratch. */
 class Chain implements DescriptorChain {
   constructor(
-    readonly head: number,
-    readonly readable: Uint8Array,
-    readonly writableLength: number,
+    public head: number,
+    public readable: Uint8Array,
+    public writableLength: number,
     private readonly _mem: GuestMemory,
     /** The first writable segment (most chains have one). */
-    private readonly _addr0: number,
-    private readonly _len0: number,
+    private _addr0: number,
+    private _len0: number,
     /** Further writable segments as [gpa, length] pairs, or undefined. */
-    private readonly _more: Float64Array | undefined,
+    private _more: Float64Array | undefined,
   ) {}
+
+  /** Makes this object describe another chain (SplitVirtqueueOptions.reuseChain). */
+  reset(head: number, readable: Uint8Array, writableLength: number, addr0: number, len0: number, more: Float64Array | undefined): this {
+    this.head = head;
+    this.readable = readable;
+    this.writableLength = writableLength;
+    this._addr0 = addr0;
+    this._len0 = len0;
+    this._more = more;
+    return this;
+  }
 
   write(offset: number, bytes: Uint8Array): number {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`writable offset ${offset} is not a non-negative integer`);
@@ -342,6 +360,8 @@ export class SplitVirtqueue {
   private readonly _usedH0: number = 0;
   private readonly _usedW: Uint32Array = NO_WORDS;
   private readonly _usedW0: number = 0;
+  /** The chain object every pop reuses (options.reuseChain), or undefined. */
+  private readonly _chain: Chain | undefined;
 
   /**
    * @throws RangeError when `config` is not a usable queue (see checkQueueConfig), or a bad option
@@ -365,6 +385,7 @@ export class SplitVirtqueue {
     if (!Number.isSafeInteger(this._maxReadable) || this._maxReadable < 0) {
       throw new RangeError(`maxReadableBytes ${this._maxReadable} is not a non-negative integer`);
     }
+    this._chain = options.reuseChain === true ? new Chain(0, NO_BYTES, 0, mem, 0, 0, undefined) : undefined;
     const dv = ringView(mem, config.desc, layout.descBytes);
     const av = ringView(mem, config.avail, layout.availBytes);
     const uv = ringView(mem, config.used, layout.usedBytes);
@@ -594,6 +615,7 @@ export class SplitVirtqueue {
     }
     const segs = this._wSegs;
     const more = wCount > 1 ? segs.slice(2, 2 * wCount) : undefined;
+    if (this._chain !== undefined) return this._chain.reset(head, readable, writeLen, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
     return new Chain(head, readable, writeLen, mem, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
   }
 

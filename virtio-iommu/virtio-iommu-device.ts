@@ -592,10 +592,14 @@ export class VirtioIommuDevice {
       this._needsReset();
       return;
     }
-    const q = new SplitVirtqueue(this.memory, config, {
-      indirect: this._has(VIRTIO_F_INDIRECT_DESC),
-      eventIdx: this._has(VIRTIO_F_EVENT_IDX),
-    });
+    // The requestq answers each chain before popping the next: one reused chain object. The eventq's
+    // chains wait in the fault reporter, each its own.
+    const q = new SplitVirtqueue(
+      this.memory,
+      config,
+      { indirect: this._has(VIRTIO_F_INDIRECT_DESC), eventIdx: this._has(VIRTIO_F_EVENT_IDX) },
+      { reuseChain: index === VIRTIO_IOMMU_REQUEST_VQ },
+    );
     if (index === VIRTIO_IOMMU_REQUEST_VQ) this._requestq = q;
     else this._eventq = q;
   }
