@@ -43,6 +43,8 @@ export {
   type IommuUnitSpec,
   type PciDevice,
   type PciDeviceSpec,
+  type ReservedRegion,
+  type ReservedRegionType,
 } from './kernel-sim';
 export { registerIommuBackend, type VfioIommuBackend, type VfioIommuBackendInstance, type BackendContext } from './containers';
 export { VfioContainer, VfioGroup, VfioDevice, type DmaMapRequest, type IommuInfo, type IovaRangeInfo } from './userspace';

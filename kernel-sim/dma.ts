@@ -48,31 +48,45 @@ export class DmaFault extends Error {
   }
 }
 
-/** Where faults are recorded: the last `capacity` records and a running count. */
+/**
+ * Where faults are recorded: a ring of the last `capacity` records, each numbered by a running sequence
+ * (the first fault is 1), so a reader can ask for what came after the last record it saw.
+ */
 export class DmaFaultLog {
-  private readonly _records: DmaFaultRecord[] = [];
+  private readonly _ring: (DmaFaultRecord | undefined)[];
   private _count = 0;
+  private _cleared = 0;
 
-  constructor(private readonly _capacity = 1024) {}
+  constructor(private readonly _capacity = 1024) {
+    this._ring = new Array<DmaFaultRecord | undefined>(_capacity).fill(undefined);
+  }
 
   record(fault: DmaFaultRecord): void {
+    this._ring[this._count % this._capacity] = fault;
     this._count++;
-    this._records.push(fault);
-    if (this._records.length > this._capacity) this._records.shift();
+  }
+
+  /** The records still held that came after sequence number `seq`, oldest first. */
+  since(seq: number): DmaFaultRecord[] {
+    const first = Math.max(seq, this._cleared, this._count - this._capacity);
+    const out: DmaFaultRecord[] = [];
+    for (let n = first; n < this._count; n++) out.push(this._ring[n % this._capacity]!);
+    return out;
   }
 
   /** The most recent records, oldest first. */
   records(): readonly DmaFaultRecord[] {
-    return this._records;
+    return this.since(0);
   }
 
-  /** Faults ever recorded. */
+  /** Faults ever recorded: the sequence number of the newest record. */
   get count(): number {
     return this._count;
   }
 
+  /** Forgets the records held (the count goes on). */
   clear(): void {
-    this._records.length = 0;
+    this._cleared = this._count;
   }
 }
 

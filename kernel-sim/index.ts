@@ -9,3 +9,4 @@ export type { IoctlArg } from './fs/file';
 export { MACHINE_PRESETS, type MachineName, type MachineSpec, type IommuUnitSpec } from './machines';
 export type { PciDevice, PciDeviceSpec, PciBar } from './pci/pci-device';
 export { CostModel, DEFAULT_COSTS, type CostParams, type CountedWork, type ModelledTime } from './cost-model';
+export type { ReservedRegion, ReservedRegionType } from './iommu/iommu-domain';

@@ -11,7 +11,7 @@ import { SimBugError, sysError } from './errors';
 import { Devfs } from './fs/devfs';
 import type { EventFd } from './fs/eventfd';
 import { FaultInjector } from './fault-injector';
-import type { IommuHardware } from './iommu/iommu-domain';
+import type { IommuHardware, ReservedRegion } from './iommu/iommu-domain';
 import { IommuGroup } from './iommu/iommu-group';
 import { PagedIommu } from './iommu/paged/paged-iommu';
 import { WindowedIommu } from './iommu/windowed/windowed-iommu';
@@ -249,6 +249,29 @@ export class Kernel {
   /** The IOMMU fault log (most recent records). */
   dmaFaults(): readonly DmaFaultRecord[] {
     return this.dmaFaultLog.records();
+  }
+
+  /** Faults ever recorded: the sequence number of the newest one (the first is 1). */
+  dmaFaultCount(): number {
+    return this.dmaFaultLog.count;
+  }
+
+  /** The fault records still held that came after sequence number `seq`, oldest first. */
+  dmaFaultsSince(seq: number): DmaFaultRecord[] {
+    return this.dmaFaultLog.since(seq);
+  }
+
+  /** The IOMMU group of a device (the /sys/bus/pci/devices/BDF/iommu_group link). @throws RangeError */
+  iommuGroupOf(bdf: string): number {
+    return this.device(bdf).group.id;
+  }
+
+  /**
+   * The reserved IOVA regions of a device's group (/sys/kernel/iommu_groups/N/reserved_regions), with
+   * their types. @throws RangeError for an unknown device
+   */
+  reservedRegionsOf(bdf: string): readonly ReservedRegion[] {
+    return this.device(bdf).group.reservedRegions();
   }
 
   // ---- invariants --------------------------------------------------------------------------------
