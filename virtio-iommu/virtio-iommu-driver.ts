@@ -415,11 +415,20 @@ export class VirtioIommuDriver {
 
   /** `iommu_map` + `iotlb_sync_map`: records the mapping, queues MAP (if the domain has endpoints), syncs. */
   map(domain: GuestDomain, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
+    this.mapNoSync(domain, iova, gpa, size, flags);
+    if (domain.endpoints.size !== 0) this.sync();
+  }
+
+  /**
+   * `iommu_map_nosync`: records the mapping and queues MAP (if the domain has endpoints) without the
+   * `iotlb_sync_map` — what `iommu_map_sg` does for each entry before one sync at the end. The MAP
+   * reaches the device at the next `sync` (or when the queue fills).
+   */
+  mapNoSync(domain: GuestDomain, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
     if (domain.identity) throw new RangeError('MAP on an identity domain');
     domain.mappings.set(mappingKey(iova), { iova, gpa, size, flags });
     if (domain.endpoints.size === 0) return;
     this._queueMap(domain.id!, iova, gpa, size, flags);
-    this.sync();
   }
 
   /**
