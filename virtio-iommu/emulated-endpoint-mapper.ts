@@ -85,6 +85,8 @@ export class EmulatedEndpointMapper implements EndpointMapper {
   }
 
   unmap(iova: bigint, size: bigint): UnmapOutcome {
+    // Exactly one mapping (what the device asks for): the only one the range can cover.
+    if (this._table.removeExact(iova, size)) return 'ok';
     const span = this._table.covered(iova, iova + size);
     if (span === 'would-split') return 'would-split';
     this._table.removeSpan(span.first, span.count);

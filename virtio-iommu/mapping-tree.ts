@@ -124,6 +124,18 @@ export class MappingTree {
     return true;
   }
 
+  /**
+   * Removes the mapping that starts at `start` and is `size` bytes long (what one MAP created); false
+   * when there is none. No BigInt arithmetic: the UNMAP fast path of a mapper.
+   */
+  removeExact(start: bigint, size: bigint): boolean {
+    const at = this._firstEndingAfter(start);
+    const m = this._items[at];
+    if (m === undefined || m.start !== start || m.size !== size) return false;
+    this.removeSpan(at, 1);
+    return true;
+  }
+
   /** Drops every mapping. */
   clear(): void {
     this._items = [];

@@ -487,6 +487,9 @@ export class SplitVirtqueue {
     let table = queueDesc;
     let tableLen = this.size;
     let inIndirect = false;
+    /** The indirect table's page as words when the whole table lies in it (else NO_WORDS), and its first word. */
+    let tableW: Uint32Array = NO_WORDS;
+    let tableW0 = 0;
     let i = head;
     let visited = 0;
     let readLen = 0;
@@ -506,6 +509,11 @@ export class SplitVirtqueue {
         addr = dw[wi + 1]! * TWO_32 + dw[wi]!;
         len = dw[wi + 2]!;
         flagsNext = dw[wi + 3]!;
+      } else if (tableW.length !== 0) {
+        const wi = tableW0 + 4 * i;
+        addr = tableW[wi + 1]! * TWO_32 + tableW[wi]!;
+        len = tableW[wi + 2]!;
+        flagsNext = tableW[wi + 3]!;
       } else {
         const o = mem.pageOffset(d);
         const w = (o & 3) === 0 ? mem.pageWordsOf(d) : NO_WORDS;
@@ -545,6 +553,11 @@ export class SplitVirtqueue {
         table = addr;
         tableLen = len / 16;
         inIndirect = true;
+        const to = mem.pageOffset(addr);
+        if ((to & 3) === 0 && to + len <= PAGE_SIZE) {
+          tableW = mem.pageWordsOf(addr);
+          tableW0 = to >>> 2;
+        }
         i = 0;
         visited = 0;
         continue;
