@@ -72,7 +72,6 @@ import { VfioGroup } from '../userspace/vfio-group';
 import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { hostReservedRegions } from './host-reserved-regions';
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const TWO_32 = 2 ** 32;
 const MAP_ARGSZ = VfioIommuType1DmaMap.size;
 const MAP_FLAGS = VfioIommuType1DmaMap.offsetof('flags');
@@ -86,7 +85,9 @@ const UNMAP_SIZE = VfioIommuType1DmaUnmap.offsetof('size');
 
 /** `v` as a number when it is a non-negative safe integer, else −1. */
 function safe(v: bigint): number {
-  return v >= 0n && v <= MAX_SAFE ? Number(v) : -1;
+  // A bigint at or above 2^53 converts to a double at or above 2^53 (rounding cannot go below it).
+  const n = Number(v);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
 }
 
 function put32(b: Uint8Array, o: number, v: number): void {

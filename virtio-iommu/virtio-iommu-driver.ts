@@ -668,7 +668,9 @@ export function mappingKey(iova: bigint): number | bigint {
 
 /** `v` as a number when it is a non-negative safe integer, else −1. */
 function safe(v: bigint): number {
-  return v >= 0n && v <= MAX_SAFE ? Number(v) : -1;
+  // A bigint at or above 2^53 converts to a double at or above 2^53 (rounding cannot go below it).
+  const n = Number(v);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
 }
 
 /** Stores the non-negative safe integer `v` as a little-endian u64 at word `wi` of `w`. */
