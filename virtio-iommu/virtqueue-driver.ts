@@ -11,8 +11,15 @@
  * - available ring right after it, 6 + 2·N bytes (2-aligned);
  * - used ring at the next 4-aligned GPA, 6 + 8·N bytes;
  * - a buffer area at the next 16-aligned GPA, `dataBytes` bytes, holding each chain's buffers (readable
- *   bytes, then writable bytes) and its indirect table, first-fit, 16-byte granules.
- * `end` is the first GPA after the buffer area.
+ *   bytes, then writable bytes) and its indirect table, first-fit, 16-byte granules;
+ * - with `slotBytes`, N request slots of that size right after it (starting where the page offset is a
+ *   multiple of the slot size, so no slot crosses a page): `addRequest` puts a small request in the
+ *   slot of its head descriptor.
+ * `end` is the first GPA after the buffer area (after the slots when there are slots).
+ *
+ * Hot path: when each ring part lies in one page, the rings are read and written through typed-array
+ * views of those pages taken at construction (split-virtqueue.ts RingView); `addRequest` + `reapInto`
+ * move a MAP/UNMAP with no allocation and no buffer-area search.
  *
  * Driver conventions (Linux): add() publishes avail.idx at once (the chain becomes visible to the
  * device before the kick); kick() says whether the device wants a notification for the chains added
