@@ -97,6 +97,12 @@ function put32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v >>> 24;
 }
 
+/** The key of `iova` in the forwarded-mappings table: a number when exact, else the bigint. */
+function ivKey(iova: bigint): number | bigint {
+  const n = safe(iova);
+  return n >= 0 ? n : iova;
+}
+
 /** Stores the non-negative safe integer `v` as a little-endian u64. */
 function put64(b: Uint8Array, o: number, v: number): void {
   const lo = v % TWO_32;
@@ -159,8 +165,11 @@ export class VfioEndpointMapper implements EndpointMapper {
   private readonly _guestRam: GuestRamRegion;
   private readonly _inputRange: IovaRange;
   private readonly _reserved: readonly ReservedRegion[];
-  /** Forwarded mappings: iova → size, exactly as MAP_DMA received them. */
-  private readonly _mapped = new Map<bigint, bigint>();
+  /**
+   * Forwarded mappings: iova → size, exactly as MAP_DMA received them; the IOVA key is a number when it
+   * is exact in a double (no BigInt hashing per MAP/UNMAP), else the bigint (`ivKey`).
+   */
+  private readonly _mapped = new Map<number | bigint, bigint>();
   /** The identity mappings of bypass mode: [iova, size] pairs. */
   private _identity: Array<readonly [bigint, bigint]> = [];
   private _bypass = false;
@@ -261,12 +270,13 @@ export class VfioEndpointMapper implements EndpointMapper {
       if (err instanceof SysError && err.code === 'EEXIST') return 'overlap';
       throw err;
     }
-    this._mapped.set(iova, size);
+    this._mapped.set(ivKey(iova), size);
     return 'ok';
   }
 
   unmap(iova: bigint, size: bigint): UnmapOutcome {
-    const mapped = this._mapped.get(iova);
+    const key = ivKey(iova);
+    const mapped = this._mapped.get(key);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
     if (mapped !== size) return 'would-split';
     let unmapped: bigint | number;
@@ -290,7 +300,7 @@ export class VfioEndpointMapper implements EndpointMapper {
       if (err instanceof SysError && err.code === 'EINVAL') return 'would-split';
       throw err;
     }
-    this._mapped.delete(iova);
+    this._mapped.delete(key);
     if (unmapped !== expected) {
       throw new SysError('EIO', { reason: `UNMAP_DMA removed 0x${unmapped.toString(16)} bytes at 0x${iova.toString(16)}, 0x${size.toString(16)} were mapped` });
     }
@@ -332,7 +342,7 @@ export class VfioEndpointMapper implements EndpointMapper {
       } catch (err) {
         if (!(err instanceof SysError)) throw err;
         // A kernel without VFIO_DMA_UNMAP_FLAG_ALL: one UNMAP_DMA per mapping, whatever each says.
-        for (const [iova, size] of [...this._mapped, ...this._identity]) {
+        for (const [iova, size] of [...this.forwardedMappings(), ...this._identity]) {
           try {
             this.container.unmapDma(iova, size);
           } catch (e) {
@@ -364,7 +374,7 @@ export class VfioEndpointMapper implements EndpointMapper {
 
   /** Forwarded mappings, as [iova, size] pairs in insertion order (for tests and debugState). */
   forwardedMappings(): Array<[bigint, bigint]> {
-    return [...this._mapped];
+    return [...this._mapped].map(([iova, size]) => [BigInt(iova), size]);
   }
 
   /** Whether the identity map of bypass mode is installed. */
