@@ -346,7 +346,8 @@ export class SplitVirtqueue {
   // Scratch: gathered readable bytes, cached views of it by length, writable segments of the chain walked.
   private _scratch = new Uint8Array(256);
   private _scratchWords = new Uint32Array(this._scratch.buffer);
-  private _views: (Uint8Array | undefined)[] = [];
+  /** Scratch views by length (NO_BYTES: none yet); filled, so reads never hit a hole or run off the end. */
+  private _views: Uint8Array[] = new Array<Uint8Array>(CACHED_VIEWS).fill(NO_BYTES);
   private _wSegs = new Float64Array(16);
 
   // Direct ring views (RingView), used when all three parts have one (`_direct`); indices are in
@@ -621,8 +622,8 @@ export class SplitVirtqueue {
       if (next >= tableLen) return { malformed: 'next-out-of-range', head };
       i = next;
     }
-    let readable = readLen < CACHED_VIEWS ? this._views[readLen] : undefined;
-    if (readable === undefined) {
+    let readable = readLen < CACHED_VIEWS ? this._views[readLen]! : NO_BYTES;
+    if (readable === NO_BYTES) {
       readable = this._scratch.subarray(0, readLen);
       if (readLen < CACHED_VIEWS) this._views[readLen] = readable;
     }
@@ -730,7 +731,7 @@ export class SplitVirtqueue {
     grown.set(this._scratch);
     this._scratch = grown;
     this._scratchWords = new Uint32Array(grown.buffer, 0, grown.length >>> 2);
-    this._views = [];
+    this._views = new Array<Uint8Array>(CACHED_VIEWS).fill(NO_BYTES);
   }
 
   private _growSegs(): void {

@@ -557,6 +557,8 @@ export class VirtioIommuDevice {
   private _collectHostFaults(): void {
     if (this._vfioByBdf.size === 0) return;
     const log = this.vmm.kernel.dmaFaults();
+    // An empty log is the common case: reading log[-1] would take V8's out-of-bounds slow path.
+    if (log.length === 0) return;
     const newest = log[log.length - 1];
     if (newest === undefined || newest === this._lastHostFault) return;
     const seen = this._lastHostFault === undefined ? -1 : log.lastIndexOf(this._lastHostFault as (typeof log)[number]);
