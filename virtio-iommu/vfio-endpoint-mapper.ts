@@ -97,12 +97,6 @@ function put32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v >>> 24;
 }
 
-/** The key of `iova` in the forwarded-mappings table: a number when exact, else the bigint. */
-function ivKey(iova: bigint): number | bigint {
-  const n = safe(iova);
-  return n >= 0 ? n : iova;
-}
-
 /** Stores the non-negative safe integer `v` as a little-endian u64. */
 function put64(b: Uint8Array, o: number, v: number): void {
   const lo = v % TWO_32;
@@ -167,7 +161,7 @@ export class VfioEndpointMapper implements EndpointMapper {
   private readonly _reserved: readonly ReservedRegion[];
   /**
    * Forwarded mappings: iova → size, exactly as MAP_DMA received them; the IOVA key is a number when it
-   * is exact in a double (no BigInt hashing per MAP/UNMAP), else the bigint (`ivKey`).
+   * is exact in a double (no BigInt hashing per MAP/UNMAP), else the bigint.
    */
   private readonly _mapped = new Map<number | bigint, bigint>();
   /** The identity mappings of bypass mode: [iova, size] pairs. */
@@ -253,8 +247,8 @@ export class VfioEndpointMapper implements EndpointMapper {
     if (g >= 0 && n >= 0 && this._ramNum >= 0 ? g + n > this._ramNum : gpa + size > this._guestRam.size) {
       throw new SysError('EFAULT', { reason: `GPA range [0x${gpa.toString(16)}, +0x${size.toString(16)}) is outside guest RAM` });
     }
+    const i = safe(iova);
     try {
-      const i = safe(iova);
       if (this._hvaNum >= 0 && g >= 0 && i >= 0 && n >= 0) {
         // gpa + size ≤ guest RAM (checked above), so hva + gpa is exact too.
         const b = this._mapArg;
@@ -270,19 +264,19 @@ export class VfioEndpointMapper implements EndpointMapper {
       if (err instanceof SysError && err.code === 'EEXIST') return 'overlap';
       throw err;
     }
-    this._mapped.set(ivKey(iova), size);
+    this._mapped.set(i >= 0 ? i : iova, size);
     return 'ok';
   }
 
   unmap(iova: bigint, size: bigint): UnmapOutcome {
-    const key = ivKey(iova);
+    const i = safe(iova);
+    const key = i >= 0 ? i : iova;
     const mapped = this._mapped.get(key);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
     if (mapped !== size) return 'would-split';
     let unmapped: bigint | number;
     let expected: bigint | number = size;
     try {
-      const i = safe(iova);
       const n = safe(size);
       if (i >= 0 && n >= 0) {
         const b = this._unmapArg;
