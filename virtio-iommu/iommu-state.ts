@@ -29,6 +29,13 @@ import { VIRTIO_IOMMU_S_OK } from '../uapi/virtio-iommu';
 
 const OK = VIRTIO_IOMMU_S_OK;
 
+/** What `_build` / `_tearDown` did: a status, and whether a failed undo quarantined the endpoint. */
+interface StepResult {
+  readonly status: number;
+  readonly quarantined: boolean;
+}
+const DONE: StepResult = { status: OK, quarantined: false };
+
 /** Device behaviour the handlers follow (fixed at construction). */
 export interface IommuPolicy {
   /** 'qemu' reproduces QEMU's lax checks (see VirtioIommuOptions.compat). */
@@ -135,7 +142,7 @@ export class IommuState {
     }
     this.domains.clear();
     for (const ep of this.endpoints.values()) {
-      if (this._unattachedBypass && this._build(ep, 'bypass') !== OK) this._quarantine(ep, `endpoint ${ep.id} could not enter bypass after reset`);
+      if (this._unattachedBypass && this._build(ep, 'bypass').status !== OK) this._quarantine(ep, `endpoint ${ep.id} could not enter bypass after reset`);
       else if (this._unattachedBypass) ep.translation = 'bypass';
     }
   }
@@ -251,24 +258,31 @@ export class IommuState {
     domain.reserved = reserved;
   }
 
-  /** Tears the mapper down from its translation and builds `target`; all or nothing. */
+  /**
+   * Tears the mapper down from its translation and builds `target`; all or nothing. When a step's own
+   * undo failed the endpoint is quarantined (mapper empty, blocked, detached) and nothing is restored:
+   * rebuilding the source translation would give the endpoint DMA access its blocked state forbids.
+   */
   private _retarget(ep: Endpoint, target: EndpointTranslation): number {
     const source = ep.translation;
     const down = this._tearDown(ep, source);
-    if (down !== OK) return down;
+    if (down.status !== OK) return down.status;
     const up = this._build(ep, target);
-    if (up !== OK) {
-      if (this._build(ep, source) !== OK) this._quarantine(ep, `endpoint ${ep.id}: could not restore its translation`);
-      return up;
+    if (up.status !== OK) {
+      if (!up.quarantined && this._build(ep, source).status !== OK) this._quarantine(ep, `endpoint ${ep.id}: could not restore its translation`);
+      return up.status;
     }
     ep.translation = target;
     return OK;
   }
 
-  /** Installs `t` into an empty mapper; on failure undoes its own partial work. */
-  private _build(ep: Endpoint, t: EndpointTranslation): number {
-    if (t === 'blocked') return OK;
-    if (t === 'bypass') return this._call(() => ep.mapper.setBypass(true));
+  /**
+   * Installs `t` into an empty mapper; on failure undoes its own partial work, and quarantines the
+   * endpoint when that undo fails (`quarantined`: the mapper is then empty and must stay so).
+   */
+  private _build(ep: Endpoint, t: EndpointTranslation): StepResult {
+    if (t === 'blocked') return DONE;
+    if (t === 'bypass') return this._step(this._call(() => ep.mapper.setBypass(true)));
     let i = 0;
     for (const m of t.mappings) {
       const status = this._mapOne(ep, m);
@@ -276,20 +290,23 @@ export class IommuState {
         for (let j = i - 1; j >= 0; j--) {
           if (this._unmapOne(ep, t.mappings.at(j)) !== OK) {
             this._quarantine(ep, `endpoint ${ep.id}: rollback of a replay failed`);
-            break;
+            return { status, quarantined: true };
           }
         }
-        return status;
+        return { status, quarantined: false };
       }
       i++;
     }
-    return OK;
+    return DONE;
   }
 
-  /** Removes `t` from the mapper; on failure puts back what it removed. */
-  private _tearDown(ep: Endpoint, t: EndpointTranslation): number {
-    if (t === 'blocked') return OK;
-    if (t === 'bypass') return this._call(() => ep.mapper.setBypass(false));
+  /**
+   * Removes `t` from the mapper; on failure puts back what it removed, and quarantines the endpoint
+   * when that fails (`quarantined`).
+   */
+  private _tearDown(ep: Endpoint, t: EndpointTranslation): StepResult {
+    if (t === 'blocked') return DONE;
+    if (t === 'bypass') return this._step(this._call(() => ep.mapper.setBypass(false)));
     let i = 0;
     for (const m of t.mappings) {
       const status = this._unmapOne(ep, m);
@@ -297,14 +314,18 @@ export class IommuState {
         for (let j = i - 1; j >= 0; j--) {
           if (this._mapOne(ep, t.mappings.at(j)) !== OK) {
             this._quarantine(ep, `endpoint ${ep.id}: could not restore its mappings`);
-            break;
+            return { status, quarantined: true };
           }
         }
-        return status;
+        return { status, quarantined: false };
       }
       i++;
     }
-    return OK;
+    return DONE;
+  }
+
+  private _step(status: number): StepResult {
+    return status === OK ? DONE : { status, quarantined: false };
   }
 
   private _mapOne(ep: Endpoint, m: Mapping): number {
