@@ -306,7 +306,14 @@ export class IommuState {
    */
   private _tearDown(ep: Endpoint, t: EndpointTranslation): StepResult {
     if (t === 'blocked') return DONE;
-    if (t === 'bypass') return this._step(this._call(() => ep.mapper.setBypass(false)));
+    if (t === 'bypass') {
+      const status = this._call(() => ep.mapper.setBypass(false));
+      if (status === OK) return DONE;
+      // A failed setBypass(false) may have removed part of the identity map: there is no consistent
+      // translation to go back to, so the endpoint is quarantined (its mapper emptied, blocked).
+      this._quarantine(ep, `endpoint ${ep.id}: could not leave bypass`);
+      return { status, quarantined: true };
+    }
     let i = 0;
     for (const m of t.mappings) {
       const status = this._unmapOne(ep, m);

@@ -304,9 +304,18 @@ export class VfioEndpointMapper implements EndpointMapper {
   setBypass(on: boolean): void {
     if (on === this._bypass) return;
     if (!on) {
-      for (const [iova, size] of this._identity) this.container.unmapDma(iova, size);
-      this._identity = [];
-      this._bypass = false;
+      // Each range leaves the bookkeeping as soon as its unmap succeeded: when one fails, `_identity`
+      // lists exactly what the container still holds (and `isBypass` says whether anything does); the
+      // error goes up so the device quarantines the endpoint (clear() then removes the rest).
+      try {
+        while (this._identity.length > 0) {
+          const [iova, size] = this._identity[this._identity.length - 1]!;
+          this.container.unmapDma(iova, size);
+          this._identity.pop();
+        }
+      } finally {
+        this._bypass = this._identity.length > 0;
+      }
       return;
     }
     const granule = this._info.iovaPgsizes & -this._info.iovaPgsizes;

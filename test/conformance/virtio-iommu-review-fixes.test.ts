@@ -3,7 +3,7 @@
  * keeps its bookkeeping on a partial failure, UNMAP_DMA errors other than a split, host faults
  * forwarded by sequence number.
  */
-import { SysError, type PciDeviceSpec } from '../../index';
+import { DmaFault, MACHINE_PRESETS, SysError, type MachineSpec, type PciDeviceSpec } from '../../index';
 import { uapi } from '../../index';
 import { Guest, READ, S, WRITE, type GuestOptions } from '../helpers/virtio-iommu-guest';
 import { VfioEndpointMapper } from '../../virtio-iommu/vfio-endpoint-mapper';
@@ -63,5 +63,51 @@ describe('quarantine during ATTACH', () => {
     expect(mapper.forwardedMappings()).toEqual([]);
     expect(unmapAllBytes(g, EP_A)).toBe(0n);
     expect(g.device.debugState().domains.map((d) => [d.id, d.endpoints])).toEqual([[2, [EP_B]]]);
+  });
+});
+
+describe('leaving bypass when an identity unmap fails', () => {
+  // x86-vtd with a reserved hole at 8 MiB: the bypass identity map of 16 MiB of guest RAM is two ranges.
+  const vtd = MACHINE_PRESETS['x86-vtd'];
+  const holed: MachineSpec = {
+    ...vtd,
+    iommus: [{ ...vtd.iommus[0]!, reservedRegions: [...vtd.iommus[0]!.reservedRegions, { start: 0x80_0000n, last: 0x8f_ffffn, type: 'reserved' }] }],
+  };
+  const oneA: EndpointSpec[] = [{ id: EP_A, kind: 'vfio', bdf: A }];
+
+  /** Makes the `n`th UNMAP_DMA of the endpoint's container (from now on) fail with EIO. */
+  function failUnmapNumber(mapper: VfioEndpointMapper, n: number): void {
+    const real = mapper.container.unmapDma.bind(mapper.container);
+    let calls = 0;
+    mapper.container.unmapDma = (iova, size, flags) => {
+      if (++calls === n) throw new SysError('EIO', { reason: 'injected' });
+      return real(iova, size, flags);
+    };
+  }
+
+  test('setBypass(false) keeps the ranges still mapped, stays in bypass, and rethrows', () => {
+    const g = vfioGuest(oneA, { machine: holed });
+    const mapper = mapperOf(g, EP_A);
+    expect(mapper.isBypass).toBe(true);
+    failUnmapNumber(mapper, 2);
+    expect(() => mapper.setBypass(false)).toThrow(expect.objectContaining({ code: 'EIO' }));
+    expect(mapper.isBypass).toBe(true);
+    // The range that was removed is gone from the container; the other one is still there.
+    expect(() => g.kernel.device(A).dmaRead(0x90_0000n, 4)).toThrow(DmaFault);
+    expect(g.kernel.device(A).dmaRead(0x1000n, 4)).toHaveLength(4);
+    mapper.setBypass(false);
+    expect(mapper.isBypass).toBe(false);
+    expect(unmapAllBytes(g, EP_A)).toBe(0n);
+  });
+
+  test('an ATTACH whose identity teardown fails part-way quarantines the endpoint: blocked, container empty, NEEDS_RESET', () => {
+    const g = vfioGuest(oneA, { machine: holed });
+    failUnmapNumber(mapperOf(g, EP_A), 2);
+    expect(g.attach(1, EP_A)).toBe(S.IOERR);
+    expect(g.device.getStatus() & NEEDS_RESET).toBe(NEEDS_RESET);
+    expect(g.device.debugState().endpoints).toEqual([{ id: EP_A, kind: 'vfio', domain: undefined, translation: 'blocked' }]);
+    expect(g.device.debugState().domains).toEqual([]);
+    expect(mapperOf(g, EP_A).isBypass).toBe(false);
+    expect(unmapAllBytes(g, EP_A)).toBe(0n);
   });
 });
