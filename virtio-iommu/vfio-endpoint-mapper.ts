@@ -33,8 +33,10 @@
  * - Bypass → the identity map of guest RAM (IOVA = GPA), clipped to the usable IOVA ranges, as QEMU
  *   does for assigned devices in bypass (commit 90519b9: the container then sees plain guest RAM).
  *
- * Errors: VFIO's EEXIST comes back as 'overlap', type1 v2's bisect EINVAL as 'would-split'; every other
- * errno is thrown as the SysError the kernel raised, for the device's one errno → status table.
+ * Errors: VFIO's EEXIST comes back as 'overlap'; an UNMAP that does not match one forwarded mapping
+ * exactly is 'would-split' before any ioctl (so type1 v2's bisect EINVAL cannot occur), and an EINVAL
+ * from UNMAP_DMA of an exact mapping is thrown as EIO (device and backend disagree); every other errno
+ * is thrown as the SysError the kernel raised, for the device's one errno → status table.
  *
  * Windowed (type2) hosts need one host-specific step, done right after SET_IOMMU, as the vendor SDK's
  * QEMU does it (`vfio_connect_container`): a window layout chosen by the VMM (`windows.windowSize`):
@@ -291,7 +293,14 @@ export class VfioEndpointMapper implements EndpointMapper {
         unmapped = this.container.unmapDma(iova, size);
       }
     } catch (err) {
-      if (err instanceof SysError && err.code === 'EINVAL') return 'would-split';
+      // The range is exactly one earlier MAP_DMA (checked above), so type1 v2's bisect EINVAL — the one
+      // 'would-split' stands for — cannot be the reason. An EINVAL here means the container itself
+      // refused (e.g. it lost its IOMMU when the group left): device and backend disagree about what is
+      // mapped, which is EIO (S_IOERR), not the guest's S_RANGE nor the S_INVAL the errno table would
+      // give for a request the device found valid. Other errnos go through status.ts unchanged.
+      if (err instanceof SysError && err.code === 'EINVAL') {
+        throw new SysError('EIO', { reason: `UNMAP_DMA of the mapping at 0x${iova.toString(16)} (0x${size.toString(16)} bytes) failed with EINVAL` });
+      }
       throw err;
     }
     this._mapped.delete(key);

@@ -111,3 +111,27 @@ describe('leaving bypass when an identity unmap fails', () => {
     expect(unmapAllBytes(g, EP_A)).toBe(0n);
   });
 });
+
+describe('an UNMAP_DMA EINVAL for an exact mapping', () => {
+  const oneA: EndpointSpec[] = [{ id: EP_A, kind: 'vfio', bdf: A }];
+
+  test('is EIO from the mapper (device and backend disagree), not a would-split', () => {
+    const g = vfioGuest(oneA, { options: { bootBypass: false } });
+    expect(g.attach(1, EP_A)).toBe(S.OK);
+    expect(g.map(1, 0x10_0000n, 0x10_0fffn, 0x30_0000n, READ | WRITE)).toBe(S.OK);
+    const mapper = mapperOf(g, EP_A);
+    // The group leaves the container: the container has no IOMMU any more and answers EINVAL.
+    mapper.group.unsetContainer();
+    expect(() => mapper.unmap(0x10_0000n, 0x1000n)).toThrow(expect.objectContaining({ code: 'EIO' }));
+    expect(mapper.forwardedMappings()).toEqual([[0x10_0000n, 0x1000n]]);
+  });
+
+  test('an UNMAP request then completes with S_IOERR and the domain keeps the mapping', () => {
+    const g = vfioGuest(oneA, { options: { bootBypass: false } });
+    expect(g.attach(1, EP_A)).toBe(S.OK);
+    expect(g.map(1, 0x10_0000n, 0x10_0fffn, 0x30_0000n, READ | WRITE)).toBe(S.OK);
+    mapperOf(g, EP_A).group.unsetContainer();
+    expect(g.unmap(1, 0x10_0000n, 0x10_0fffn)).toBe(S.IOERR);
+    expect(g.device.debugState().domains[0]!.mappings).toHaveLength(1);
+  });
+});
