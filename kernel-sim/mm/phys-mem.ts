@@ -277,8 +277,9 @@ export class PhysMemory {
         // The scattered 4 KiB case, one frame per run: kept inline.
         const chunk = refs[(start - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
         const i = start & CHUNK_MASK;
-        const ref = chunk.length === 0 ? 0 : chunk[i]!;
-        if (ref === 0) throw new SimBugError(`pin of free frame ${start}`);
+        const ref = chunk[i]!;
+        // A frame in use has a reference: 0, or undefined in a chunk never allocated, is a bug.
+        if (!(ref > 0)) throw new SimBugError(`pin of free frame ${start}`);
         chunk[i] = ref + 1;
       } else {
         this._adjust(start, n, 1);

@@ -60,8 +60,12 @@ const INV_TABLE = 1 / PTES_PER_TABLE;
 const SPAN = [1, 512, 262144, 134217728, 68719476736, 35184372088832];
 /** 1 / SPAN[L]: exact powers of two, so `Math.floor(x * INV_SPAN[L])` is x >> 9L without a division. */
 const INV_SPAN = SPAN.map((s) => 1 / s);
-/** Freed, empty tables kept for reuse so map/unmap churn does not allocate; beyond this they are dropped. */
-const SPARE_TABLES = 16;
+/**
+ * Freed, empty tables kept for reuse so map/unmap churn does not allocate (the kernel's page allocator
+ * keeps freed table pages hot the same way); beyond this they are dropped. 1024 tables (4 MiB) cover the
+ * leaf tables of a 2 GiB mapping of 4 KiB pages.
+ */
+const SPARE_TABLES = 1024;
 /** What a freed pool slot holds, so the pool array keeps one element kind. */
 const NO_TABLE = new Float64Array(0);
 const PROT_MASK = IOMMU_READ | IOMMU_WRITE;
@@ -273,9 +277,58 @@ export class IoPgtable {
       total += n;
     }
     if (p === 0 || iovaPfn + total > this._iovaPfnEnd) throwMapRefused(p, iovaPfn + total > this._iovaPfnEnd);
+    if (total === length) {
+      // Scattered 4 KiB pages, the common case: one pass that writes as it checks, undone on a conflict.
+      this._singlePagesPass(iovaPfn, pfns, length, p);
+      return;
+    }
     // Check every target first, then write: a refusal changes nothing.
     this._runsPass(iovaPfn, pfns, counts, length, p, false);
     this._runsPass(iovaPfn, pfns, counts, length, p, true);
+  }
+
+  /**
+   * Maps `length` single pages from `iovaPfn` in one pass, a leaf table at a time. A page already mapped
+   * (or under a block) makes it clear what this call wrote and throw EEXIST: nothing stays changed.
+   */
+  private _singlePagesPass(iovaPfn: number, pfns: Float64Array, length: number, p: number): void {
+    let r = 0;
+    let iova = iovaPfn;
+    while (r < length) {
+      const inTable = Math.min(length - r, PTES_PER_TABLE - (iova & IDX_MASK));
+      const t = this._findTable(iova, 0, true);
+      if (t < 0) {
+        this._undoSinglePages(iovaPfn, r);
+        throw sysError('EEXIST', 'iova range is inside a mapped block');
+      }
+      const tab = this._tables[t]!;
+      const first = iova & IDX_MASK;
+      let k = 0;
+      for (; k < inTable; k++) {
+        if (tab[first + k] !== 0) break;
+        tab[first + k] = pfns[r + k]! * 4 + p;
+      }
+      this._live[t] = this._live[t]! + k;
+      this._mapped += k;
+      this._leafWritten[0] = this._leafWritten[0]! + k;
+      if (k < inTable) {
+        this._undoSinglePages(iovaPfn, r + k);
+        throw sysError('EEXIST', 'iova is already mapped');
+      }
+      r += inTable;
+      iova += inTable;
+    }
+  }
+
+  /** Clears the `count` single pages a failing _singlePagesPass wrote from `iovaPfn`, uncounting them. */
+  private _undoSinglePages(iovaPfn: number, count: number): void {
+    for (let k = 0; k < count; k++) {
+      const t = this._findTable(iovaPfn + k, 0, false);
+      this._tables[t]![(iovaPfn + k) & IDX_MASK] = 0;
+      this._live[t] = this._live[t]! - 1;
+    }
+    this._mapped -= count;
+    this._leafWritten[0] = this._leafWritten[0]! - count;
   }
 
   /**
