@@ -29,7 +29,7 @@
  *   not fit the VMM's RLIMIT_MEMLOCK, say) is left blocked — never with more access than the spec
  *   gives it — and the device sets DEVICE_NEEDS_RESET.
  * - VFIO endpoint faults, going beyond QEMU (which forwards none, reference §4): the host IOMMU's fault
- *   log (the public `Kernel.dmaFaults()`, reached through the VMM process) is read on every notify; the
+ *   log (the public `Kernel.dmaFaultsSince(seq)`, reached through the VMM process) is read on every notify; the
  *   records of the VFIO endpoints' functions that appeared since the last read become eventq records,
  *   mapped to the closest reason ("When the fault is reported by a physical IOMMU, the fault reasons
  *   may not match exactly … The device does its best to find the closest match"): DOMAIN when the
@@ -207,7 +207,8 @@ export class VirtioIommuDevice {
   private _status = 0;
   private _driverFeatures = 0n;
   private _bypass: number;
-  private _lastHostFault: object | undefined;
+  /** Sequence number of the newest host fault already looked at (Kernel.dmaFaultCount()). */
+  private _hostFaultSeq: number;
   private readonly _tail = new Uint8Array(4);
   private readonly _interrupts: [number, number] = [0, 0];
   private _released = false;
@@ -260,8 +261,7 @@ export class VirtioIommuDevice {
       for (const ep of endpoints) ep.mapper.release();
       throw err;
     }
-    const log = vmm.kernel.dmaFaults();
-    this._lastHostFault = log[log.length - 1];
+    this._hostFaultSeq = vmm.kernel.dmaFaultCount();
   }
 
   // ---- features and status -----------------------------------------------------------------------
@@ -556,14 +556,14 @@ export class VirtioIommuDevice {
   /** New host IOMMU faults of VFIO endpoints since the last look, as eventq records. */
   private _collectHostFaults(): void {
     if (this._vfioByBdf.size === 0) return;
-    const log = this.vmm.kernel.dmaFaults();
-    // An empty log is the common case: reading log[-1] would take V8's out-of-bounds slow path.
-    if (log.length === 0) return;
-    const newest = log[log.length - 1];
-    if (newest === undefined || newest === this._lastHostFault) return;
-    const seen = this._lastHostFault === undefined ? -1 : log.lastIndexOf(this._lastHostFault as (typeof log)[number]);
-    for (let i = seen + 1; i < log.length; i++) {
-      const f = log[i]!;
+    // By sequence number: no new fault (the common case) costs one comparison; faults that left the
+    // kernel's ring before this look are lost (the log holds the newest ones), none is read twice.
+    const kernel = this.vmm.kernel;
+    const count = kernel.dmaFaultCount();
+    if (count === this._hostFaultSeq) return;
+    const fresh = kernel.dmaFaultsSince(this._hostFaultSeq);
+    this._hostFaultSeq = count;
+    for (const f of fresh) {
       const ep = this._vfioByBdf.get(f.bdf);
       if (ep === undefined) continue;
       const reason =
@@ -577,7 +577,6 @@ export class VirtioIommuDevice {
       const record: FaultRecord = { reason, flags: faultFlags(f.access === 'write'), endpoint: ep.id, address: f.iova };
       this._faults.report(record);
     }
-    this._lastHostFault = newest;
   }
 
   private _interruptIfWanted(index: number, q: SplitVirtqueue): void {

@@ -135,3 +135,51 @@ describe('an UNMAP_DMA EINVAL for an exact mapping', () => {
     expect(g.device.debugState().domains[0]!.mappings).toHaveLength(1);
   });
 });
+
+describe('host faults are followed by sequence number', () => {
+  const oneA: EndpointSpec[] = [{ id: EP_A, kind: 'vfio', bdf: A }];
+
+  /** Delivers every fault record the device holds; their addresses in delivery order. */
+  function drainFaultAddresses(g: Guest): bigint[] {
+    const out: bigint[] = [];
+    for (let pending = g.device.debugState().pendingFaults; pending > 0; pending = g.device.debugState().pendingFaults) {
+      const n = Math.min(pending, 32); // the eventq has 64 descriptors
+      g.postEventBuffers(n);
+      const got = g.reapFaults();
+      expect(got.map((f) => f.len)).toEqual(new Array<number>(n).fill(24));
+      out.push(...got.map((f) => f.address));
+    }
+    return out;
+  }
+
+  test('more faults than the kernel log holds between two notifies: the 1024 held are forwarded, none twice', () => {
+    const g = vfioGuest(oneA, { options: { bootBypass: false, faultQueueCapacity: 4096 } });
+    expect(g.attach(1, EP_A)).toBe(S.OK);
+    const dev = g.kernel.device(A);
+    expect(() => dev.dmaRead(0x1000n, 4)).toThrow(DmaFault);
+    g.device.notify(0);
+    expect(drainFaultAddresses(g)).toEqual([0x1000n]);
+    const total = 1500;
+    for (let i = 0; i < total; i++) expect(() => dev.dmaRead(BigInt(0x100_0000 + i * 0x1000), 4)).toThrow(DmaFault);
+    g.device.notify(0);
+    const expected = Array.from({ length: 1024 }, (_, k) => BigInt(0x100_0000 + (total - 1024 + k) * 0x1000));
+    expect(drainFaultAddresses(g)).toEqual(expected);
+    // Three more: exactly those, once.
+    for (let i = 0; i < 3; i++) expect(() => dev.dmaRead(BigInt(0x800_0000 + i * 0x1000), 4)).toThrow(DmaFault);
+    g.device.notify(0);
+    g.device.notify(0);
+    expect(drainFaultAddresses(g)).toEqual([0x800_0000n, 0x800_1000n, 0x800_2000n]);
+  });
+
+  test('a notify with no new host fault does not read the kernel fault log', () => {
+    const g = vfioGuest(oneA, { options: { bootBypass: false } });
+    expect(g.attach(1, EP_A)).toBe(S.OK);
+    for (let i = 0; i < 1100; i++) expect(() => g.kernel.device(A).dmaRead(BigInt(i * 0x1000), 4)).toThrow(DmaFault);
+    g.device.notify(0);
+    const copies = jest.spyOn(g.kernel, 'dmaFaults');
+    const since = jest.spyOn(g.kernel, 'dmaFaultsSince');
+    for (let i = 0; i < 10; i++) g.device.notify(0);
+    expect(copies).toHaveBeenCalledTimes(0);
+    expect(since).toHaveBeenCalledTimes(0);
+  });
+});
