@@ -140,13 +140,16 @@ export interface WindowLayout {
 }
 
 /**
- * The MSI windows the platform reserves for the IOMMU unit that translates `bdf` (the x86 interrupt
- * range, the Arm SW_MSI window), read from the machine description through the public Kernel surface.
+ * The MSI windows the host reserves for `bdf` (the x86 interrupt range, the Arm SW_MSI window): the
+ * 'msi' / 'sw-msi' entries of its group's reserved regions (/sys/kernel/iommu_groups/N/reserved_regions,
+ * `Kernel.reservedRegionsOf`), as QEMU reads them for an assigned device.
+ * @throws RangeError for an unknown BDF
  */
 export function platformMsiWindows(vmm: Process, bdf: string): IovaRange[] {
-  const kernel = vmm.kernel;
-  const unit = kernel.machine.iommus[kernel.iommus.indexOf(kernel.device(bdf).group.hardware)];
-  return (unit?.reservedRegions ?? []).filter((r) => r.type === 'msi' || r.type === 'sw-msi').map((r) => ({ start: r.start, last: r.last }));
+  return vmm.kernel
+    .reservedRegionsOf(bdf)
+    .filter((r) => r.type === 'msi' || r.type === 'sw-msi')
+    .map((r) => ({ start: r.start, last: r.last }));
 }
 
 /** One assigned device's private VFIO container. */
@@ -188,7 +191,7 @@ export class VfioEndpointMapper implements EndpointMapper {
     const { vmm, bdf } = config;
     this.bdf = bdf;
     this._guestRam = config.guestRam;
-    const groupId = vmm.kernel.device(bdf).group.id;
+    const groupId = vmm.kernel.iommuGroupOf(bdf);
     this.group = VfioGroup.open(vmm, groupId);
     let container: VfioContainer | undefined;
     let hostMsi: IovaRange[] | undefined;

@@ -53,13 +53,13 @@ import type { Process } from '../kernel-sim';
 import { DmaFault } from '../kernel-sim';
 import { EmulatedEndpointMapper, type EmulatedEndpointConfig } from './emulated-endpoint-mapper';
 import { bdfOfRequesterId, Endpoint } from './endpoint';
-import type { EndpointMapper, IovaRange } from './endpoint-mapper';
+import type { EndpointMapper, IovaRange, ReservedRegion } from './endpoint-mapper';
 import { FaultReporter, type FaultRecord } from './fault-reporter';
 import { GuestMemory } from './guest-memory';
 import { granuleOf, IommuState, type IommuLimits } from './iommu-state';
 import { executeRequest } from './request-dispatcher';
 import { checkQueueConfig, SplitVirtqueue, type QueueConfig } from './split-virtqueue';
-import { VfioEndpointMapper, type WindowLayout } from './vfio-endpoint-mapper';
+import { platformMsiWindows, VfioEndpointMapper, type WindowLayout } from './vfio-endpoint-mapper';
 import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FEATURES_OK,
@@ -96,7 +96,7 @@ export interface VfioEndpointSpec {
   readonly kind: 'vfio';
   /** The host function, bound to vfio-pci. */
   readonly bdf: string;
-  /** MSI windows to report as RESV_MEM MSI. Default: the platform's for the function's IOMMU unit. */
+  /** MSI windows to report as RESV_MEM MSI. Default: the host's for the function (platformMsiWindows). */
   readonly msiWindows?: readonly IovaRange[];
   /** Window layout when the host IOMMU is windowed (VFIO_TYPE2_IOMMU). */
   readonly windows?: WindowLayout;
@@ -612,16 +612,14 @@ export class VirtioIommuDevice {
   private _openEndpoints(vmm: Process, config: VirtioIommuDeviceConfig): Endpoint[] {
     const endpoints: Endpoint[] = [];
     const groups = new Map<number, number>();
-    const defaultMsi = (): IovaRange[] => {
-      const unit = vmm.kernel.machine.iommus[0];
-      return (unit?.reservedRegions ?? []).filter((r) => r.type === 'msi' || r.type === 'sw-msi').map((r) => ({ start: r.start, last: r.last }));
-    };
+    let emulatedMsi: readonly ReservedRegion[] | undefined;
+    const defaultMsi = (): readonly ReservedRegion[] => (emulatedMsi ??= defaultEmulatedMsi(vmm, config.endpoints));
     try {
       for (const spec of config.endpoints) {
         if (!Number.isInteger(spec.id) || spec.id < 0 || spec.id > 0xffff_ffff) throw new RangeError(`endpoint ID ${spec.id} is not a u32`);
         if (endpoints.some((e) => e.id === spec.id)) throw new RangeError(`endpoint ID ${spec.id} is listed twice`);
         if (spec.kind === 'vfio') {
-          const group = vmm.kernel.device(spec.bdf).group.id;
+          const group = vmm.kernel.iommuGroupOf(spec.bdf);
           const other = groups.get(group);
           // QEMU: "group %d used in multiple address spaces" — one container per endpoint cannot share a group.
           if (other !== undefined) throw new RangeError(`endpoints ${other} and ${spec.id} share IOMMU group ${group}; each assigned endpoint needs its own group`);
@@ -640,7 +638,7 @@ export class VirtioIommuDevice {
           const mapper = new EmulatedEndpointMapper({
             ...(spec.pageSizeMask === undefined ? {} : { pageSizeMask: spec.pageSizeMask }),
             ...(spec.inputRange === undefined ? {} : { inputRange: spec.inputRange }),
-            reservedRegions: spec.reservedRegions ?? defaultMsi().map((w) => ({ ...w, subtype: 'msi' as const })),
+            reservedRegions: spec.reservedRegions ?? defaultMsi(),
           });
           endpoints.push(new Endpoint(spec.id, mapper, bdfOfRequesterId(spec.id)));
         }
@@ -699,4 +697,39 @@ function bit(n: number): bigint {
 
 function faultFlags(write: boolean): number {
   return (write ? VIRTIO_IOMMU_FAULT_F_WRITE : VIRTIO_IOMMU_FAULT_F_READ) | VIRTIO_IOMMU_FAULT_F_ADDRESS;
+}
+
+/**
+ * The RESV_MEM MSI regions of an emulated endpoint that names none. An emulated device has no host
+ * function, hence no group to ask the kernel about; it shares domains with the assigned ones, so it
+ * gets the same MSI windows they report: the union of the VFIO endpoints' windows (their `msiWindows`
+ * or the host's for their function, `Kernel.reservedRegionsOf`). A device with no assigned endpoint
+ * uses the MSI windows of the machine description's first IOMMU unit (`Kernel.machine`, the platform's
+ * interrupt range: 0xfee00000–0xfeefffff on x86, the SW_MSI window on Arm), where the virtio-iommu
+ * stands in for that unit. The MSI banks a windowed host maps at setup are not included (they are
+ * chosen per container).
+ */
+function defaultEmulatedMsi(vmm: Process, specs: readonly EndpointSpec[]): ReservedRegion[] {
+  const windows: IovaRange[] = [];
+  let assigned = false;
+  for (const spec of specs) {
+    if (spec.kind !== 'vfio') continue;
+    assigned = true;
+    windows.push(...(spec.msiWindows ?? platformMsiWindows(vmm, spec.bdf)));
+  }
+  if (!assigned) {
+    for (const r of vmm.kernel.machine.iommus[0]?.reservedRegions ?? []) if (r.type === 'msi' || r.type === 'sw-msi') windows.push({ start: r.start, last: r.last });
+  }
+  windows.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  // Disjoint, sorted, one region per window (overlapping duplicates from several functions merged).
+  const out: ReservedRegion[] = [];
+  for (const w of windows) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && w.start <= prev.last + 1n) {
+      if (w.last > prev.last) out[out.length - 1] = { start: prev.start, last: w.last, subtype: 'msi' };
+    } else {
+      out.push({ start: w.start, last: w.last, subtype: 'msi' });
+    }
+  }
+  return out;
 }

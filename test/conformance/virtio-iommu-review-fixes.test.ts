@@ -5,7 +5,7 @@
  */
 import { DmaFault, MACHINE_PRESETS, SysError, type MachineSpec, type PciDeviceSpec } from '../../index';
 import { uapi } from '../../index';
-import { Guest, READ, S, WRITE, type GuestOptions } from '../helpers/virtio-iommu-guest';
+import { Guest, READ, S, WRITE, probeReq, type GuestOptions } from '../helpers/virtio-iommu-guest';
 import { VfioEndpointMapper } from '../../virtio-iommu/vfio-endpoint-mapper';
 import type { EndpointSpec } from '../../virtio-iommu/virtio-iommu-device';
 
@@ -181,5 +181,39 @@ describe('host faults are followed by sequence number', () => {
     for (let i = 0; i < 10; i++) g.device.notify(0);
     expect(copies).toHaveBeenCalledTimes(0);
     expect(since).toHaveBeenCalledTimes(0);
+  });
+});
+
+describe('MSI windows of emulated endpoints follow the assigned ones', () => {
+  // Two IOMMU units: unit 1 (translating B) reserves its MSI doorbells at 128 MiB, not at 0xfee00000.
+  const vtd = MACHINE_PRESETS['x86-vtd'];
+  const twoUnits: MachineSpec = {
+    ...vtd,
+    iommus: [vtd.iommus[0]!, { ...vtd.iommus[0]!, name: 'intel-vtd-1', reservedRegions: [{ start: 0x800_0000n, last: 0x80f_ffffn, type: 'msi' }] }],
+  };
+  const devices: PciDeviceSpec[] = [{ bdf: B, group: 27, iommu: 1 }];
+
+  function msiOf(g: Guest, id: number): { start: bigint; end: bigint } {
+    const r = g.send(probeReq(id, 512));
+    expect(r.status).toBe(S.OK);
+    const p = uapi.VirtioIommuProbeResvMem.decode(r.writable, 0);
+    expect(p.subtype).toBe(uapi.VIRTIO_IOMMU_RESV_MEM_T_MSI);
+    return { start: p.start, end: p.end };
+  }
+
+  test('an emulated endpoint beside a VFIO endpoint on the second unit reports that unit\'s MSI window, as the VFIO endpoint does', () => {
+    const g = new Guest({ machine: twoUnits, devices, endpoints: [{ id: 8, kind: 'emulated' }, { id: EP_B, kind: 'vfio', bdf: B }], ramSize: RAM, options: { bootBypass: false } });
+    expect(msiOf(g, EP_B)).toEqual({ start: 0x800_0000n, end: 0x80f_ffffn });
+    expect(msiOf(g, 8)).toEqual({ start: 0x800_0000n, end: 0x80f_ffffn });
+    // Sharing a domain: the emulated endpoint's MSI window is the VFIO endpoint's, so a MAP there is refused for both.
+    expect(g.attach(1, 8)).toBe(S.OK);
+    expect(g.attach(1, EP_B)).toBe(S.OK);
+    expect(g.map(1, 0xfee0_0000n, 0xfee0_0fffn, 0x30_0000n, READ | WRITE)).toBe(S.OK);
+    expect(g.map(1, 0x800_0000n, 0x800_0fffn, 0x31_0000n, READ | WRITE)).toBe(S.INVAL);
+  });
+
+  test('without an assigned endpoint an emulated endpoint reports the machine\'s interrupt window', () => {
+    const g = new Guest({ machine: twoUnits, devices, endpoints: [{ id: 8, kind: 'emulated' }], ramSize: RAM });
+    expect(msiOf(g, 8)).toEqual({ start: 0xfee0_0000n, end: 0xfeef_ffffn });
   });
 });
