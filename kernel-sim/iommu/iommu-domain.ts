@@ -89,7 +89,7 @@ export interface IommuDomain {
    * that of `map` on each run in order, all or nothing. Models without it are driven run by run.
    * @throws SysError as `map`
    */
-  mapRuns?(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void;
+  mapRuns?(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void;
 
   /**
    * Unmaps every leaf in [iovaPfn, iovaPfn + pageCount), then invalidates the IOTLB for the range

@@ -43,10 +43,12 @@ export interface Vma {
 
 /**
  * A batch of pinned, physically contiguous runs: `pfn[i]`, `count[i]` for i < `length`, `pages` in all.
+ * Frame numbers fit 32 bits in this machine's layout (PhysMemory: below 2^29), so the batch is integer
+ * typed arrays and the hot loops stay in integer arithmetic.
  * The arrays are scratch space reused by the next batch; read them, do not keep them.
  */
 export interface PinnedRuns {
-  readonly pfn: Float64Array;
+  readonly pfn: Uint32Array;
   readonly count: Uint32Array;
   length: number;
   pages: number;
@@ -70,7 +72,7 @@ interface RunScan {
  * index where it stopped: iEnd, a slot not faulted in yet, or the first slot that needs a run the full
  * batch has no room for. Kept small and free of calls so it compiles to a tight loop.
  */
-function scanSmallPages(folios: Uint32Array, i: number, iEnd: number, pfns: Float64Array, counts: Uint32Array, scan: RunScan): number {
+function scanSmallPages(folios: Uint32Array, i: number, iEnd: number, pfns: Uint32Array, counts: Uint32Array, scan: RunScan): number {
   let n = scan.n;
   let runEnd = scan.runEnd;
   let pages = scan.pages;
@@ -102,7 +104,7 @@ export class AddressSpace {
   private _dead = false;
   private readonly _scan: RunScan = { n: -1, pages: 0, runEnd: -1 };
   private readonly _runs: PinnedRuns = {
-    pfn: new Float64Array(PIN_BATCH_RUNS),
+    pfn: new Uint32Array(PIN_BATCH_RUNS),
     count: new Uint32Array(PIN_BATCH_RUNS),
     length: 0,
     pages: 0,

@@ -266,7 +266,7 @@ export class PhysMemory {
   }
 
   /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length. */
-  pinRuns(pfn: Float64Array, count: Uint32Array, length: number): void {
+  pinRuns(pfn: Uint32Array, count: Uint32Array, length: number): void {
     const refs = this._anonRef;
     let pages = 0;
     for (let r = 0; r < length; r++) {
@@ -290,7 +290,7 @@ export class PhysMemory {
   }
 
   /** Drops the references pinRuns took. */
-  unpinRuns(pfn: Float64Array, count: Uint32Array, length: number): void {
+  unpinRuns(pfn: Uint32Array, count: Uint32Array, length: number): void {
     for (let r = 0; r < length; r++) this.unpin(pfn[r]!, count[r]!);
   }
 

@@ -40,7 +40,7 @@ export function mapIntoDomain(domain: IommuDomain, iovaPfn: number, pfn: number,
 export function mapBatchIntoDomains(
   domains: readonly IommuDomain[],
   iovaPfn: number,
-  pfns: Float64Array,
+  pfns: Uint32Array,
   counts: Uint32Array,
   length: number,
   prot: number,

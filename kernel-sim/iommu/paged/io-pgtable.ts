@@ -267,7 +267,7 @@ export class IoPgtable {
    * call per page.
    * @throws SysError EINVAL, ERANGE, EEXIST as `map`
    */
-  mapRuns(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void {
+  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void {
     if (this._freed) throw useAfterFree();
     const p = prot & PROT_MASK;
     let total = 0;
@@ -291,7 +291,7 @@ export class IoPgtable {
    * Maps `length` single pages from `iovaPfn` in one pass, a leaf table at a time. A page already mapped
    * (or under a block) makes it clear what this call wrote and throw EEXIST: nothing stays changed.
    */
-  private _singlePagesPass(iovaPfn: number, pfns: Float64Array, length: number, p: number): void {
+  private _singlePagesPass(iovaPfn: number, pfns: Uint32Array, length: number, p: number): void {
     let r = 0;
     let iova = iovaPfn;
     while (r < length) {
@@ -335,7 +335,7 @@ export class IoPgtable {
    * One pass of mapRuns. Single-page runs that share a leaf table are handled together: one table lookup,
    * then a plain loop over the entries; longer runs go through the superpage-choosing path of `map`.
    */
-  private _runsPass(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, p: number, write: boolean): void {
+  private _runsPass(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, p: number, write: boolean): void {
     let iova = iovaPfn;
     let r = 0;
     while (r < length) {

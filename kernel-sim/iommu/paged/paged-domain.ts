@@ -86,7 +86,7 @@ export class PagedDomain implements IommuDomain {
    * @throws SimBugError after free, or when the arguments are not frame numbers
    */
   /** See IommuDomain.mapRuns: the pinned batch written a leaf table at a time. */
-  mapRuns(iovaPfn: number, pfns: Float64Array, counts: Uint32Array, length: number, prot: number): void {
+  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void {
     if (this._freed) throw this._useAfterFree();
     let pages = 0;
     for (let r = 0; r < length; r++) pages += counts[r]!;

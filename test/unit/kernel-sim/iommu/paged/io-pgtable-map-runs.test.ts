@@ -9,8 +9,8 @@ import { expectSysError } from '../../../../helpers/expect-sys-error';
 const RW = IOMMU_READ | IOMMU_WRITE;
 const P2M = 512;
 
-function batch(runs: [pfn: number, count: number][]): { pfns: Float64Array; counts: Uint32Array } {
-  return { pfns: Float64Array.from(runs.map((r) => r[0])), counts: Uint32Array.from(runs.map((r) => r[1])) };
+function batch(runs: [pfn: number, count: number][]): { pfns: Uint32Array; counts: Uint32Array } {
+  return { pfns: Uint32Array.from(runs.map((r) => r[0])), counts: Uint32Array.from(runs.map((r) => r[1])) };
 }
 
 function snapshot(pt: IoPgtable, stats: IoPgtableStats, from: number, pages: number): unknown {
