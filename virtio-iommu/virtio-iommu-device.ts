@@ -481,8 +481,11 @@ export class VirtioIommuDevice {
     if (ep.translation === 'blocked') return fault(iova, 'no-domain', VIRTIO_IOMMU_FAULT_R_DOMAIN);
     const t = mapper.translate(iova, length, write);
     if ('fault' in t) return fault(t.iova, t.fault === 'permission' ? 'permission' : 'unmapped', VIRTIO_IOMMU_FAULT_R_MAPPING);
+    let done = 0;
     for (const s of t.segments) {
-      if (s.gpa + BigInt(s.length) > BigInt(this.memory.size)) return fault(iova, 'out-of-range', undefined);
+      // The fault names the failing segment's first IOVA, not the access's.
+      if (s.gpa + BigInt(s.length) > BigInt(this.memory.size)) return fault(iova + BigInt(done), 'out-of-range', undefined);
+      done += s.length;
     }
     return t.segments;
   }

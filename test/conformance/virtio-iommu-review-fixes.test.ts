@@ -217,3 +217,21 @@ describe('MSI windows of emulated endpoints follow the assigned ones', () => {
     expect(msiOf(g, 8)).toEqual({ start: 0xfee0_0000n, end: 0xfeef_ffffn });
   });
 });
+
+describe('emulated endpoint DMA out of guest RAM', () => {
+  test('the out-of-range fault names the IOVA of the segment that leaves guest RAM, and no byte moves', () => {
+    const g = new Guest({ endpoints: [{ id: 8, kind: 'emulated' }], ramSize: RAM, options: { bootBypass: false } });
+    expect(g.attach(1, 8)).toBe(S.OK);
+    expect(g.map(1, 0x1000n, 0x1fffn, 0x30_0000n, READ | WRITE)).toBe(S.OK);
+    expect(g.map(1, 0x2000n, 0x2fffn, 0x4000_0000n, READ | WRITE | uapi.VIRTIO_IOMMU_MAP_F_MMIO)).toBe(S.OK);
+    let caught: unknown;
+    try {
+      g.device.endpointDma(8).dmaWrite(0x1ff0n, new Uint8Array(32).fill(0xaa));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(DmaFault);
+    expect((caught as DmaFault).record).toEqual({ bdf: '0000:00:01.0', group: -1, iova: 0x2000n, access: 'write', reason: 'out-of-range' });
+    expect(g.mem.readU32(0x30_0ff0)).toBe(0);
+  });
+});
