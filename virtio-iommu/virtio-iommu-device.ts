@@ -87,6 +87,8 @@ import {
 
 const U64_LAST = (1n << 64n) - 1n;
 const CONFIG_SIZE = VirtioIommuConfig.size;
+/** The widest config space access a virtio transport makes (virtio-pci / virtio-mmio: 1, 2, 4 or 8 bytes). */
+const MAX_CONFIG_ACCESS = 8;
 const BYPASS_OFFSET = VirtioIommuConfig.offsetof('bypass');
 
 /** An assigned PCI function behind the device. */
@@ -207,6 +209,8 @@ export class VirtioIommuDevice {
   private _status = 0;
   private _driverFeatures = 0n;
   private _bypass: number;
+  /** The encoded config space, rebuilt after `bypass` changes or a reset (the other fields are fixed). */
+  private _configImage: Uint8Array | undefined;
   /** Sequence number of the newest host fault already looked at (Kernel.dmaFaultCount()). */
   private _hostFaultSeq: number;
   private readonly _tail = new Uint8Array(4);
@@ -350,9 +354,13 @@ export class VirtioIommuDevice {
 
   // ---- config space ------------------------------------------------------------------------------
 
-  /** Reads `length` bytes of the 40-byte config space at `offset`; bytes past its end read as 0. */
+  /**
+   * Reads the 40-byte config space at `offset`; bytes outside it read as 0. A read of up to 8 bytes
+   * (the widest access a virtio transport makes) keeps its width; a wider one is clamped to the end of
+   * the config space, so no length allocates more than that (nor throws RangeError).
+   */
   readConfig(offset: number, length: number): Uint8Array {
-    const image = VirtioIommuConfig.encode({
+    const image = (this._configImage ??= VirtioIommuConfig.encode({
       page_size_mask: this._state.limits.pageSizeMask,
       input_range_start: this._state.limits.inputRange.start,
       input_range_end: this._state.limits.inputRange.last,
@@ -360,8 +368,9 @@ export class VirtioIommuDevice {
       domain_range_end: this._state.limits.domainRange.last,
       probe_size: this._state.limits.probeSize,
       bypass: this._bypass,
-    });
-    const out = new Uint8Array(Math.max(0, Math.floor(length)));
+    }));
+    const wanted = length > 0 ? Math.floor(length) : 0; // NaN → 0
+    const out = new Uint8Array(Math.min(wanted, Math.max(CONFIG_SIZE - offset, MAX_CONFIG_ACCESS)));
     for (let i = 0; i < out.length; i++) {
       const at = offset + i;
       if (at >= 0 && at < CONFIG_SIZE) out[i] = image[at]!;
@@ -379,6 +388,7 @@ export class VirtioIommuDevice {
     if (!Number.isInteger(offset) || !(offset <= BYPASS_OFFSET && offset + bytes.length > BYPASS_OFFSET)) return;
     if (!this._has(VIRTIO_IOMMU_F_BYPASS_CONFIG)) return;
     this._bypass = bytes[BYPASS_OFFSET - offset]! & 1;
+    this._configImage = undefined;
     this._state.setUnattachedBypass(this._unattachedBypass());
   }
 
@@ -411,6 +421,7 @@ export class VirtioIommuDevice {
     if (this._released) return;
     this._status = 0;
     this._driverFeatures = 0n;
+    this._configImage = undefined;
     this._requestq = undefined;
     this._eventq = undefined;
     this._queueConfigs[0] = undefined;

@@ -235,3 +235,43 @@ describe('emulated endpoint DMA out of guest RAM', () => {
     expect(g.mem.readU32(0x30_0ff0)).toBe(0);
   });
 });
+
+describe('config space reads', () => {
+  function emulatedGuest(): Guest {
+    return new Guest({ endpoints: [{ id: 8, kind: 'emulated' }], ramSize: RAM });
+  }
+
+  test.each([
+    ['a huge length', 0, 2 ** 40, 40],
+    ['an infinite length', 0, Infinity, 40],
+    ['a length past the end from offset 32', 32, 1 << 20, 8],
+    ['a NaN length', 0, NaN, 0],
+  ])('%s is clamped to the config space and does not throw', (_name, offset, length, expected) => {
+    const g = emulatedGuest();
+    const whole = g.device.readConfig(0, 40);
+    const got = g.device.readConfig(offset, length);
+    expect(got.length).toBe(expected);
+    expect([...got]).toEqual([...whole.subarray(offset, offset + expected)]);
+  });
+
+  test('reads of up to 8 bytes keep their width; bytes past the end read as 0', () => {
+    const g = emulatedGuest();
+    expect([...g.device.readConfig(36, 8)]).toEqual([1, 0, 0, 0, 0, 0, 0, 0]);
+    expect([...g.device.readConfig(100, 2)]).toEqual([0, 0]);
+  });
+
+  test('the config image is encoded once, and again only after a bypass write or a reset', () => {
+    const g = emulatedGuest();
+    const encode = jest.spyOn(uapi.VirtioIommuConfig, 'encode');
+    for (let i = 0; i < 10; i++) g.device.readConfig(0, 8);
+    expect(encode).toHaveBeenCalledTimes(1);
+    expect(g.device.readConfig(36, 1)).toEqual(new Uint8Array([1]));
+    g.device.writeConfig(36, new Uint8Array([0]));
+    expect(g.device.readConfig(36, 1)).toEqual(new Uint8Array([0]));
+    expect(encode).toHaveBeenCalledTimes(2);
+    g.device.reset();
+    expect(g.device.readConfig(36, 1)).toEqual(new Uint8Array([0]));
+    expect(encode).toHaveBeenCalledTimes(3);
+    encode.mockRestore();
+  });
+});
