@@ -85,11 +85,12 @@ export interface IommuDomain {
 
   /**
    * Optional batch form of `map`: run r is `counts[r]` pages from frame `pfns[r]`, the runs placed one
-   * after another from `iovaPfn` — what a pinned batch of scattered pages looks like. The result must be
-   * that of `map` on each run in order, all or nothing. Models without it are driven run by run.
+   * after another from `iovaPfn` — what a pinned batch of scattered pages looks like; `pageCount` is the
+   * sum of the counts. The result must be that of `map` on each run in order, all or nothing. Models
+   * without it are driven run by run.
    * @throws SysError as `map`
    */
-  mapRuns?(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void;
+  mapRuns?(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, pageCount: number, prot: number): void;
 
   /**
    * Unmaps every leaf in [iovaPfn, iovaPfn + pageCount), then invalidates the IOTLB for the range

@@ -33,7 +33,7 @@ export function mapIntoDomain(domain: IommuDomain, iovaPfn: number, pfn: number,
 
 /**
  * Maps a pinned batch — run r is `counts[r]` pages from `pfns[r]`, placed one after another from
- * `iovaPfn` — into every domain, all or nothing across them. Domains that offer `mapRuns` take the batch
+ * `iovaPfn`, `pageCount` pages in all — into every domain, all or nothing across them. Domains that offer `mapRuns` take the batch
  * in one call; others (and `singlePages`) are driven run by run.
  * @throws SysError from a domain
  */
@@ -43,17 +43,16 @@ export function mapBatchIntoDomains(
   pfns: Uint32Array,
   counts: Uint32Array,
   length: number,
+  pageCount: number,
   prot: number,
   singlePages: boolean,
 ): void {
-  let pages = 0;
-  for (let r = 0; r < length; r++) pages += counts[r]!;
   let done = 0;
   try {
     for (; done < domains.length; done++) {
       const domain = domains[done]!;
       if (domain.mapRuns !== undefined && !singlePages) {
-        domain.mapRuns(iovaPfn, pfns, counts, length, prot);
+        domain.mapRuns(iovaPfn, pfns, counts, length, pageCount, prot);
         continue;
       }
       let at = iovaPfn;
@@ -68,7 +67,7 @@ export function mapBatchIntoDomains(
       }
     }
   } catch (err) {
-    for (let j = 0; j < done; j++) domains[j]!.unmap(iovaPfn, pages);
+    for (let j = 0; j < done; j++) domains[j]!.unmap(iovaPfn, pageCount);
     throw err;
   }
 }

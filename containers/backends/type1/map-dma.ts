@@ -80,7 +80,7 @@ function pinAndMap(iommu: Type1Iommu, dma: Type1Dma): void {
   mm.pin(dma.vaddrVpfn, dma.pageCount, (prot & IOMMU_WRITE) !== 0, (runs) => {
     mm.accountLocked(runs.pages, dma.limitPages);
     try {
-      mapBatchIntoDomains(domains, dma.iovaPfn + dma.pinnedPages, runs.pfn, runs.count, runs.length, prot, single);
+      mapBatchIntoDomains(domains, dma.iovaPfn + dma.pinnedPages, runs.pfn, runs.count, runs.length, runs.pages, prot, single);
     } catch (err) {
       mm.unaccountLocked(runs.pages);
       throw err;

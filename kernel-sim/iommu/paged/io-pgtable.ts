@@ -267,20 +267,17 @@ export class IoPgtable {
    * call per page.
    * @throws SysError EINVAL, ERANGE, EEXIST as `map`
    */
-  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void {
+  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, pageCount: number, prot: number): void {
     if (this._freed) throw useAfterFree();
     const p = prot & PROT_MASK;
-    let total = 0;
-    for (let r = 0; r < length; r++) {
-      const n = counts[r]!;
-      if (pfns[r]! + n > this._pfnEnd) throwMapRefused(p === 0 ? 0 : p, false);
-      total += n;
-    }
-    if (p === 0 || iovaPfn + total > this._iovaPfnEnd) throwMapRefused(p, iovaPfn + total > this._iovaPfnEnd);
-    if (total === length) {
-      // Scattered 4 KiB pages, the common case: one pass that writes as it checks, undone on a conflict.
+    if (p === 0 || iovaPfn + pageCount > this._iovaPfnEnd) throwMapRefused(p, iovaPfn + pageCount > this._iovaPfnEnd);
+    if (pageCount === length) {
+      // Scattered 4 KiB pages, the common case: one pass that writes as it checks, undone on a refusal.
       this._singlePagesPass(iovaPfn, pfns, length, p);
       return;
+    }
+    for (let r = 0; r < length; r++) {
+      if (pfns[r]! + counts[r]! > this._pfnEnd) throwMapRefused(p, false);
     }
     // Check every target first, then write: a refusal changes nothing.
     this._runsPass(iovaPfn, pfns, counts, length, p, false);
@@ -303,17 +300,20 @@ export class IoPgtable {
       }
       const tab = this._tables[t]!;
       const first = iova & IDX_MASK;
+      const pfnEnd = this._pfnEnd;
       let k = 0;
       for (; k < inTable; k++) {
-        if (tab[first + k] !== 0) break;
-        tab[first + k] = pfns[r + k]! * 4 + p;
+        const pfn = pfns[r + k]!;
+        if (tab[first + k] !== 0 || pfn >= pfnEnd) break;
+        tab[first + k] = pfn * 4 + p;
       }
       this._live[t] = this._live[t]! + k;
       this._mapped += k;
       this._leafWritten[0] = this._leafWritten[0]! + k;
       if (k < inTable) {
         this._undoSinglePages(iovaPfn, r + k);
-        throw sysError('EEXIST', 'iova is already mapped');
+        if (tab[first + k] !== 0) throw sysError('EEXIST', 'iova is already mapped');
+        throwMapRefused(p, false); // the frame is beyond the output address size (ERANGE)
       }
       r += inTable;
       iova += inTable;

@@ -86,17 +86,15 @@ export class PagedDomain implements IommuDomain {
    * @throws SimBugError after free, or when the arguments are not frame numbers
    */
   /** See IommuDomain.mapRuns: the pinned batch written a leaf table at a time. */
-  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, prot: number): void {
+  mapRuns(iovaPfn: number, pfns: Uint32Array, counts: Uint32Array, length: number, pageCount: number, prot: number): void {
     if (this._freed) throw this._useAfterFree();
-    let pages = 0;
-    for (let r = 0; r < length; r++) pages += counts[r]!;
-    if (!(iovaPfn >= 0 && iovaPfn + pages - 1 <= this._apertureLastPfn)) {
+    if (!(iovaPfn >= 0 && iovaPfn + pageCount - 1 <= this._apertureLastPfn)) {
       throw sysError('EINVAL', 'iova range outside the domain aperture');
     }
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
       throw sysError('EINVAL', 'mapping needs IOMMU_READ or IOMMU_WRITE');
     }
-    this._pgtable.mapRuns(iovaPfn, pfns, counts, length, prot);
+    this._pgtable.mapRuns(iovaPfn, pfns, counts, length, pageCount, prot);
   }
 
   map(iovaPfn: number, pfn: number, pageCount: number, prot: number): void {

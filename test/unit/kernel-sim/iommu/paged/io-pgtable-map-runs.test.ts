@@ -9,6 +9,10 @@ import { expectSysError } from '../../../../helpers/expect-sys-error';
 const RW = IOMMU_READ | IOMMU_WRITE;
 const P2M = 512;
 
+function sum(counts: Uint32Array): number {
+  return counts.reduce((a, b) => a + b, 0);
+}
+
 function batch(runs: [pfn: number, count: number][]): { pfns: Uint32Array; counts: Uint32Array } {
   return { pfns: Uint32Array.from(runs.map((r) => r[0])), counts: Uint32Array.from(runs.map((r) => r[1])) };
 }
@@ -39,7 +43,7 @@ describe('IoPgtable.mapRuns', () => {
     const batchedStats = new IoPgtableStats();
     const batched = new IoPgtable({}, batchedStats);
     const { pfns, counts } = batch(runs);
-    batched.mapRuns(iova, pfns, counts, runs.length, RW);
+    batched.mapRuns(iova, pfns, counts, runs.length, sum(counts), RW);
     expect(snapshot(batched, batchedStats, iova, pages)).toEqual(snapshot(byRun, byRunStats, iova, pages));
   });
 
@@ -49,7 +53,7 @@ describe('IoPgtable.mapRuns', () => {
     pt.map(0x12, 99, 1, RW);
     const before = snapshot(pt, stats, 0x10, 6);
     const { pfns, counts } = batch([[1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1]]);
-    expectSysError(() => pt.mapRuns(0x10, pfns, counts, 6, RW), 'EEXIST');
+    expectSysError(() => pt.mapRuns(0x10, pfns, counts, 6, sum(counts), RW), 'EEXIST');
     expect(snapshot(pt, stats, 0x10, 6)).toEqual(before);
   });
 
@@ -58,13 +62,22 @@ describe('IoPgtable.mapRuns', () => {
     const pt = new IoPgtable({ ias: 39 }, stats);
     const last = 2 ** (39 - 12) - 2;
     const { pfns, counts } = batch([[1, 1], [2, 1], [3, 1]]);
-    expectSysError(() => pt.mapRuns(last, pfns, counts, 3, RW), 'ERANGE');
+    expectSysError(() => pt.mapRuns(last, pfns, counts, 3, sum(counts), RW), 'ERANGE');
     expect([pt.mappedPages(), stats.leafWritten[0]]).toEqual([0, 0]);
   });
 
   test('no permission is EINVAL', () => {
     const pt = new IoPgtable();
     const { pfns, counts } = batch([[1, 1]]);
-    expectSysError(() => pt.mapRuns(0, pfns, counts, 1, 0), 'EINVAL');
+    expectSysError(() => pt.mapRuns(0, pfns, counts, 1, sum(counts), 0), 'EINVAL');
   });
+});
+
+test('a single page beyond the output address size refuses the batch (ERANGE) and undoes what was written', () => {
+  const stats = new IoPgtableStats();
+  const pt = new IoPgtable({ oas: 40 }, stats);
+  const pfns = Uint32Array.from([1, 2, 2 ** 28, 4]);
+  const counts = new Uint32Array(4).fill(1);
+  expectSysError(() => pt.mapRuns(0x10, pfns, counts, 4, 4, RW), 'ERANGE');
+  expect([pt.mappedPages(), stats.leafWritten[0], pt.iovaToPfn(0x10)]).toEqual([0, 0, -1]);
 });
