@@ -306,7 +306,7 @@ export class AddressSpace {
     const runs = this._runs;
     runs.length = length;
     runs.pages = pages;
-    this._phys.pinRuns(runs.pfn, runs.count, length);
+    this._phys.pinRuns(runs.pfn, runs.count, length, pages);
     try {
       visit(runs);
     } catch (err) {

@@ -265,25 +265,26 @@ export class PhysMemory {
     this._pinnedTotal += count;
   }
 
-  /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length. */
-  pinRuns(pfn: Uint32Array, count: Uint32Array, length: number): void {
+  /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length, `pages` frames in all. */
+  pinRuns(pfn: Uint32Array, count: Uint32Array, length: number, pages: number): void {
     const refs = this._anonRef;
-    let pages = 0;
-    for (let r = 0; r < length; r++) {
-      const start = pfn[r]!;
-      const n = count[r]!;
-      pages += n;
-      if (n === 1 && start < HUGE_BASE_PFN) {
-        // The scattered 4 KiB case, one frame per run: kept inline.
+    if (pages === length) {
+      // One frame per run (scattered 4 KiB pages), the common case: no run lengths to look at.
+      for (let r = 0; r < length; r++) {
+        const start = pfn[r]!;
+        if (start >= HUGE_BASE_PFN) {
+          this._adjust(start, 1, 1);
+          continue;
+        }
         const chunk = refs[(start - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
         const i = start & CHUNK_MASK;
         const ref = chunk[i]!;
         // A frame in use has a reference: 0, or undefined in a chunk never allocated, is a bug.
         if (!(ref > 0)) throw new SimBugError(`pin of free frame ${start}`);
         chunk[i] = ref + 1;
-      } else {
-        this._adjust(start, n, 1);
       }
+    } else {
+      for (let r = 0; r < length; r++) this._adjust(pfn[r]!, count[r]!, 1);
     }
     this._pinned += pages;
     this._pinnedTotal += pages;
