@@ -6,19 +6,20 @@
  * VIRTIO_IOMMU_RESV_MEM_T_MSI property").
  *
  * - Units: granules, as plain numbers (IOVA / granule < 2^53 for any granule ≥ 2 KiB, and the space is
- *   clipped below 2^53 bytes otherwise). Free space is a sorted array of disjoint `[start, end)` granule
+ *   clipped below 2^53 bytes otherwise). Free space is an IntervalFreeList of `[start, end)` granule
  *   intervals, coalesced on free; allocation is first-fit from the top.
  * - `end` is exclusive, `last` inclusive (DESIGN.md §3).
  */
 import type { IovaRange } from './endpoint-mapper';
+import { IntervalFreeList } from './interval-free-list';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Granule-aligned IOVA ranges of one domain. */
 export class IovaAllocator {
   readonly granule: bigint;
-  /** Free intervals in granules: [start0, end0, start1, end1, …], ascending. */
-  private readonly _free: number[] = [];
+  /** Free intervals in granules. */
+  private readonly _free = new IntervalFreeList();
   private _allocated = 0;
 
   /**
@@ -36,10 +37,10 @@ export class IovaAllocator {
       .sort((a, b) => (a[0] < b[0] ? -1 : 1));
     let at = first;
     for (const [hs, he] of holes) {
-      if (hs > at && at < end) this._free.push(Number(at), Number(hs < end ? hs : end));
+      if (hs > at && at < end) this._free.free(Number(at), Number(hs < end ? hs : end));
       if (he > at) at = he;
     }
-    if (at < end) this._free.push(Number(at), Number(end));
+    if (at < end) this._free.free(Number(at), Number(end));
   }
 
   /** Granules handed out and not freed. */
@@ -53,35 +54,17 @@ export class IovaAllocator {
    */
   alloc(size: bigint): bigint | undefined {
     const n = Number(ceilDiv(size, this.granule));
-    const free = this._free;
-    for (let i = free.length - 2; i >= 0; i -= 2) {
-      const s = free[i]!;
-      const e = free[i + 1]!;
-      if (e - s < n) continue;
-      const at = e - n;
-      if (at === s) free.splice(i, 2);
-      else free[i + 1] = at;
-      this._allocated += n;
-      return BigInt(at) * this.granule;
-    }
-    return undefined;
+    const at = this._free.allocHighest(n);
+    if (at < 0) return undefined;
+    this._allocated += n;
+    return BigInt(at) * this.granule;
   }
 
   /** Gives back what `alloc(size)` returned at `iova`. */
   free(iova: bigint, size: bigint): void {
     const start = Number(iova / this.granule);
     const end = start + Number(ceilDiv(size, this.granule));
-    const free = this._free;
-    let i = 0;
-    while (i < free.length && free[i]! < start) i += 2;
-    const joinsPrev = i > 0 && free[i - 1] === start;
-    const joinsNext = i < free.length && free[i] === end;
-    if (joinsPrev && joinsNext) {
-      free[i - 1] = free[i + 1]!;
-      free.splice(i, 2);
-    } else if (joinsPrev) free[i - 1] = end;
-    else if (joinsNext) free[i] = start;
-    else free.splice(i, 0, start, end);
+    this._free.free(start, end);
     this._allocated -= end - start;
   }
 }

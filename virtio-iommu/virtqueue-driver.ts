@@ -39,6 +39,7 @@ import {
 } from '../uapi';
 import { SimBugError } from '../kernel-sim';
 import type { GuestMemory } from './guest-memory';
+import { IntervalFreeList } from './interval-free-list';
 import { isValidQueueSize, ringView, virtqLayout, vringNeedEvent, type QueueConfig, type VirtqueueFeatures } from './split-virtqueue';
 
 // Module-level copies: a CommonJS re-export through the uapi barrel is a getter call on every use.
@@ -173,8 +174,8 @@ export class VirtqueueDriver {
 
   /** Scratch: the lengths of the segments add() is laying out. */
   private _segLengths = new Float64Array(8);
-  /** Free buffer-area intervals [start, end), sorted, coalesced. */
-  private readonly _free: number[];
+  /** Free buffer-area intervals [start, end) in GPA bytes. */
+  private readonly _free = new IntervalFreeList();
 
   // Direct ring views (split-virtqueue.ts RingView) when all three parts have one (`_direct`).
   private readonly _direct: boolean;
@@ -246,7 +247,7 @@ export class VirtqueueDriver {
     this._wLen = new Float64Array(size);
     this._wPieces = new Array<number[] | undefined>(size).fill(undefined);
     this._inFlight = new Uint8Array(size);
-    this._free = [data, data + dataBytes];
+    if (dataBytes > 0) this._free.free(data, data + dataBytes);
     const dv = ringView(mem, desc, layout.descBytes);
     const av = ringView(mem, avail, layout.availBytes);
     const uv = ringView(mem, used, layout.usedBytes);
@@ -850,35 +851,13 @@ export class VirtqueueDriver {
   /** First-fit allocation of `bytes` (rounded up to 16) from the buffer area. */
   private _alloc(bytes: number): number {
     const need = Math.max(16, align(bytes, 16));
-    const free = this._free;
-    for (let i = 0; i < free.length; i += 2) {
-      const start = free[i]!;
-      const end = free[i + 1]!;
-      if (end - start < need) continue;
-      if (end - start === need) free.splice(i, 2);
-      else free[i] = start + need;
-      return start;
-    }
-    throw new RangeError(`the virtqueue buffer area has no ${need} free bytes`);
+    const at = this._free.allocLowest(need);
+    if (at < 0) throw new RangeError(`the virtqueue buffer area has no ${need} free bytes`);
+    return at;
   }
 
   private _freeArea(start: number, bytes: number): void {
-    const end = start + Math.max(16, align(bytes, 16));
-    const free = this._free;
-    let i = 0;
-    while (i < free.length && free[i]! < start) i += 2;
-    const joinsPrev = i > 0 && free[i - 1] === start;
-    const joinsNext = i < free.length && free[i] === end;
-    if (joinsPrev && joinsNext) {
-      free[i - 1] = free[i + 1]!;
-      free.splice(i, 2);
-    } else if (joinsPrev) {
-      free[i - 1] = end;
-    } else if (joinsNext) {
-      free[i] = start;
-    } else {
-      free.splice(i, 0, start, end);
-    }
+    this._free.free(start, start + Math.max(16, align(bytes, 16)));
   }
 }
 
