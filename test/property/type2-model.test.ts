@@ -11,9 +11,9 @@
  *
  * The foundation issue's model-based test (type1-model.test.ts) with window-shaped inputs: the same
  * `DmaSystem` / `ReferenceModel` interface and outcome shape (imported from type1-reference-model.ts),
- * the same step kinds and the same failure reporting. Its step classes live inside that test file (not
- * exported, and importing a test file would run its tests), so the steps below follow them one for one,
- * with the window shapes added (slots, whole-window unmaps, a re-enable step, a layout step).
+ * the same step kinds and the same failure reporting, shared through dma-model-kit.ts (the `ModelStep`
+ * base class, outcome counting, printing and comparing). The steps below follow type1's one for one,
+ * aimed at windows instead (slots, whole-window unmaps, a re-enable step, a layout step).
  *
  * The world: an aperture of 256 KiB at 256 KiB split into 16 windows of 16 KiB, so IOVAs below and above
  * it are easy to reach. The process memory: 8 hugetlb pages of 16 KiB (each one physically contiguous and
@@ -35,7 +35,7 @@
  * reached.
  */
 import fc from 'fast-check';
-import { DmaFault, Kernel, VfioContainer, VfioGroup, uapi, type PciDevice, type Process } from '../../index';
+import { Kernel, VfioContainer, VfioGroup, uapi } from '../../index';
 import { isWindowedDomain, type WindowedDomain } from '../../kernel-sim/iommu/windowed-domain';
 import type { WindowedIommu } from '../../kernel-sim/iommu/windowed/windowed-iommu';
 import {
@@ -47,13 +47,40 @@ import {
   UNMAP_ALL,
   UNMAP_GET_DIRTY_BITMAP,
   UNMAP_VADDR,
-  type Accounting,
   type DmaSystem,
   type MapRequest,
   type Outcome,
   type UnmapRequest,
 } from './type1-reference-model';
 import { Type2Model, type ModelWindow, type WindowedMapping } from './type2-reference-model';
+import {
+  ModelStep,
+  commonSteps,
+  type DmaTarget,
+  MAP_FLAG_NAMES,
+  OK,
+  UNMAP_FLAG_NAMES,
+  byteArb,
+  countRun,
+  err,
+  errnoCode,
+  expectReached,
+  expectSameMemory,
+  flagNames,
+  hex,
+  indexArb,
+  label,
+  mappingAt,
+  okSize,
+  seen,
+  showMap,
+  showOutcome,
+  showUnmap,
+  shown,
+  weighted,
+  VfioDmaSystem,
+  type RealDmaSystem,
+} from './dma-model-kit';
 
 const BDF = '0000:01:00.0';
 const GROUP = 1;
@@ -83,20 +110,10 @@ interface WindowedDmaSystem extends DmaSystem {
   liodnDisabled(): boolean;
 }
 
-interface RealWindowedSystem extends WindowedDmaSystem {
-  checkInvariants(): void;
-}
+type RealWindowedSystem = WindowedDmaSystem & RealDmaSystem;
 
 /** A type2 container holding one vfio-pci device on fsl-p4080, driven through raw ioctls. */
-class Type2System implements RealWindowedSystem {
-  constructor(
-    private readonly _kernel: Kernel,
-    private readonly _proc: Process,
-    private readonly _container: number,
-    private readonly _device: PciDevice,
-    private readonly _base: bigint,
-  ) {}
-
+class Type2System extends VfioDmaSystem implements RealWindowedSystem {
   private get _domain(): WindowedDomain {
     const domain = this._device.group.domain;
     if (domain === undefined || !isWindowedDomain(domain)) throw new Error('the device has no windowed domain');
@@ -105,32 +122,6 @@ class Type2System implements RealWindowedSystem {
 
   private get _pamu(): WindowedIommu {
     return this._kernel.iommus[0] as WindowedIommu;
-  }
-
-  map(req: MapRequest): Outcome {
-    const arg = uapi.VfioIommuType1DmaMap.encode({ argsz: 32, flags: req.flags, vaddr: this._base + req.vaddrOffset, iova: req.iova, size: req.size });
-    const sent = arg.slice();
-    const ret = this._proc.ioctlRaw(this._container, uapi.VFIO_IOMMU_MAP_DMA, arg);
-    expectUnchanged(arg, sent);
-    return ret === 0 ? { ok: true } : { ok: false, errno: errnoCode(ret) };
-  }
-
-  unmap(req: UnmapRequest): Outcome {
-    const arg = uapi.VfioIommuType1DmaUnmap.encode({ argsz: 24, flags: req.flags, iova: req.iova, size: req.size });
-    const sent = arg.slice();
-    const ret = this._proc.ioctlRaw(this._container, uapi.VFIO_IOMMU_UNMAP_DMA, arg);
-    if (ret !== 0) {
-      expectUnchanged(arg, sent);
-      return { ok: false, errno: errnoCode(ret) };
-    }
-    const size = uapi.VfioIommuType1DmaUnmap.read(arg, 'size');
-    uapi.VfioIommuType1DmaUnmap.write(arg, 'size', req.size);
-    expectUnchanged(arg, sent);
-    return { ok: true, size };
-  }
-
-  unmapAll(extraFlags: number): Outcome {
-    return this.unmap({ iova: 0n, size: 0n, flags: uapi.VFIO_DMA_UNMAP_FLAG_ALL | extraFlags });
   }
 
   setLayout(): Outcome {
@@ -149,30 +140,11 @@ class Type2System implements RealWindowedSystem {
     this._domain.windows.reenableRequester(LIODN);
   }
 
-  dmaRead(iova: bigint): Outcome {
-    return this._dma(iova, 'read', () => ({ ok: true, byte: this._device.dmaRead(iova, 1)[0]! }));
-  }
-
-  dmaWrite(iova: bigint, byte: number): Outcome {
-    return this._dma(iova, 'write', () => {
-      this._device.dmaWrite(iova, Uint8Array.of(byte));
-      return { ok: true };
-    });
-  }
-
-  cpuWrite(offset: number, bytes: Uint8Array): void {
-    this._proc.writeMemory(this._base + BigInt(offset), bytes);
-  }
-
   cpuReadAll(): Uint8Array {
     const out = new Uint8Array(HUGE_BYTES + ANON_BYTES);
     out.set(this._proc.readMemory(this._base, HUGE_BYTES), 0);
     out.set(this._proc.readMemory(this._base + ANON_OFFSET, ANON_BYTES), HUGE_BYTES);
     return out;
-  }
-
-  accounting(): Accounting {
-    return { pinnedPages: this._kernel.phys.stats().pinnedPages, lockedVm: this._proc.mm.lockedVm };
   }
 
   windows(): ModelWindow[] {
@@ -193,35 +165,15 @@ class Type2System implements RealWindowedSystem {
     return this._pamu.liodnState(LIODN)!.disabled;
   }
 
-  checkInvariants(): void {
-    this._kernel.checkInvariants();
-  }
-
-  /** A device access; a fault must also be the last record of the kernel's log and of the PAMU's. */
-  private _dma(iova: bigint, access: 'read' | 'write', run: () => Outcome): Outcome {
-    try {
-      return run();
-    } catch (err) {
-      if (!(err instanceof DmaFault)) throw err;
-      const record = this._kernel.dmaFaults().at(-1);
-      if (record?.iova !== iova || record.access !== access || record.bdf !== BDF || record.liodn !== LIODN) {
-        expect(record).toMatchObject({ iova, access, bdf: BDF, liodn: LIODN });
-      }
-      const violation = this._pamu.faults().at(-1);
-      if (violation?.address !== (iova & ~0xfffn) || violation.liodn !== LIODN) expect(violation).toMatchObject({ address: iova & ~0xfffn, liodn: LIODN });
-      return { ok: false, fault: err.reason };
+  /** A fault must also be the last record of the kernel's log and of the PAMU's. */
+  protected expectFaultLogged(iova: bigint, access: 'read' | 'write'): void {
+    const record = this._kernel.dmaFaults().at(-1);
+    if (record?.iova !== iova || record.access !== access || record.bdf !== BDF || record.liodn !== LIODN) {
+      expect(record).toMatchObject({ iova, access, bdf: BDF, liodn: LIODN });
     }
+    const violation = this._pamu.faults().at(-1);
+    if (violation?.address !== (iova & ~0xfffn) || violation.liodn !== LIODN) expect(violation).toMatchObject({ address: iova & ~0xfffn, liodn: LIODN });
   }
-}
-
-function expectUnchanged(arg: Uint8Array, sent: Uint8Array): void {
-  if (Buffer.compare(arg, sent) !== 0) expect(arg).toEqual(sent);
-}
-
-function errnoCode(ret: number): uapi.ErrnoCode {
-  const code = uapi.errnoName(ret);
-  if (ret >= 0 || code === undefined) throw new Error(`ioctl returned ${ret}, not a known -errno`);
-  return code;
 }
 
 /** The model, with the layout step and the checks the real system must match. */
@@ -279,55 +231,6 @@ function type2World(variant: Variant): World {
 
 // ---- steps ---------------------------------------------------------------------------------------
 
-/** How often each outcome was expected during the current property run (see `Variant.mustSee`). */
-const seen = new Map<string, number>();
-
-function label(op: string, outcome: Outcome): string {
-  if (outcome.ok && outcome.size !== undefined) return `${op} ok ${outcome.size === 0n ? 'size=0' : 'size>0'}`;
-  if (outcome.ok && outcome.byte !== undefined) return `${op} ok ${outcome.byte === 0 ? 'byte=0' : 'byte>0'}`;
-  if (outcome.ok) return `${op} ok`;
-  return `${op} ${'errno' in outcome ? outcome.errno : outcome.fault}`;
-}
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
-
-function flagNames(flags: number, names: readonly (readonly [number, string])[]): string {
-  const parts = names.filter(([bit]) => (flags & bit) !== 0).map(([, name]) => name);
-  const unknown = names.reduce((rest, [bit]) => rest & ~bit, flags) >>> 0;
-  if (unknown !== 0) parts.push(hex(unknown));
-  return parts.length === 0 ? '0' : parts.join('|');
-}
-
-const MAP_FLAG_NAMES = [
-  [MAP_READ, 'READ'],
-  [MAP_WRITE, 'WRITE'],
-  [MAP_VADDR, 'VADDR'],
-] as const;
-const UNMAP_FLAG_NAMES = [
-  [UNMAP_GET_DIRTY_BITMAP, 'GET_DIRTY_BITMAP'],
-  [UNMAP_ALL, 'ALL'],
-  [UNMAP_VADDR, 'VADDR'],
-] as const;
-
-const showMap = (r: MapRequest): string =>
-  `iova=${hex(r.iova)}, size=${hex(r.size)}, vaddr=buf+${hex(r.vaddrOffset)}, flags=${flagNames(r.flags, MAP_FLAG_NAMES)}`;
-const showUnmap = (r: UnmapRequest): string => `iova=${hex(r.iova)}, size=${hex(r.size)}, flags=${flagNames(r.flags, UNMAP_FLAG_NAMES)}`;
-
-const shown = (o: Outcome): object => ('size' in o && o.size !== undefined ? { ...o, size: hex(o.size) } : o);
-
-function sameOutcome(a: Outcome, b: Outcome): boolean {
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => (a as Record<string, unknown>)[k] === (b as Record<string, unknown>)[k]);
-}
-
-function expectSameMemory(model: DmaSystem, real: DmaSystem): void {
-  const want = model.cpuReadAll();
-  const got = real.cpuReadAll();
-  if (Buffer.compare(want, got) === 0) return;
-  const at = want.findIndex((byte, i) => got[i] !== byte);
-  expect({ offset: hex(at), byte: got[at] }).toEqual({ offset: hex(at), byte: want[at] });
-}
-
 /** The hardware state both sides must show after every step. */
 function expectSameHardware(model: WindowedDmaSystem, real: WindowedDmaSystem): void {
   const want = { windows: model.windows(), enabled: model.enabled(), liodnDisabled: model.liodnDisabled() };
@@ -342,71 +245,30 @@ function audit(model: WindowedDmaSystem, real: RealWindowedSystem): void {
   expectSameMemory(model, real);
 }
 
-function mappingAt(model: WindowedModel, index: number): { m: WindowedMapping; next: WindowedMapping } | undefined {
-  const list = model.mappings();
-  const m = list[index % Math.max(list.length, 1)];
-  if (m === undefined) return undefined;
-  return { m, next: list[(index % list.length) + 1] ?? m };
-}
-
 /** The IOVA one past a mapping's last window (its slots, not its mapped size). */
 const slotsEnd = (m: WindowedMapping): bigint => m.iova + BigInt(m.windowCount) * WINDOW;
 
 /** One step: runs on the model and on the real system; outcomes, accounting and hardware must agree. */
-abstract class Step implements fc.Command<WindowedModel, RealWindowedSystem> {
-  check(): boolean {
-    return true;
-  }
-
-  run(model: WindowedModel, real: RealWindowedSystem): void {
-    this.step(model, real);
-    const want = model.accounting();
-    const got = real.accounting();
-    if (got.pinnedPages !== want.pinnedPages || got.lockedVm !== want.lockedVm) expect(got).toEqual(want);
+abstract class Step extends ModelStep<WindowedModel, RealWindowedSystem> {
+  protected override afterStep(model: WindowedModel, real: RealWindowedSystem): void {
     expectSameHardware(model, real);
   }
 
-  protected compare(
-    op: string,
-    request: string,
-    apply: (system: WindowedDmaSystem) => Outcome,
-    model: WindowedModel,
-    real: WindowedDmaSystem,
-    key: (expected: Outcome) => string = (expected) => label(op, expected),
-  ): void {
-    const expected = apply(model);
-    const seenKey = key(expected);
-    seen.set(seenKey, (seen.get(seenKey) ?? 0) + 1);
-    const actual = apply(real);
-    if (sameOutcome(actual, expected)) return;
-    const call = `${op}(${request})`;
-    expect({ [call]: shown(actual) }).toEqual({ [call]: shown(expected) });
-  }
-
   /** MAP_DMA; its outcome is counted with the model's reason ('MAP ok, one window', 'MAP EFAULT not contiguous'). */
-  protected map(req: MapRequest, model: WindowedModel, real: WindowedDmaSystem): void {
+  protected override map(req: MapRequest, model: WindowedModel, real: WindowedDmaSystem): void {
     const key = (expected: Outcome): string => (expected.ok ? `MAP ${model.lastMapReason}` : `${label('MAP', expected)} ${model.lastMapReason}`);
     this.compare('MAP', showMap(req), (s) => s.map(req), model, real, key);
   }
 
-  protected unmap(req: UnmapRequest, model: WindowedModel, real: WindowedDmaSystem): void {
+  protected override unmap(req: UnmapRequest, model: WindowedModel, real: WindowedDmaSystem): void {
     this.compare('UNMAP', showUnmap(req), (s) => s.unmap(req), model, real);
   }
 
-  protected abstract step(model: WindowedModel, real: RealWindowedSystem): void;
-  abstract toString(): string;
-}
+  /** UNMAP_DMA with FLAG_ALL; any extra flag is refused, so they are counted together. */
+  protected override unmapAll(extraFlags: number, model: WindowedModel, real: WindowedDmaSystem): void {
+    super.unmapAll(extraFlags, model, real, 'UNMAP_ALL(+flags)');
+  }
 
-class MapStep extends Step {
-  constructor(private readonly _req: MapRequest) {
-    super();
-  }
-  protected step(model: WindowedModel, real: WindowedDmaSystem): void {
-    this.map(this._req, model, real);
-  }
-  toString(): string {
-    return `Map(${showMap(this._req)})`;
-  }
 }
 
 /** MAP_DMA in the windows right after (or before) an existing mapping's slots. At the aperture start when there is none. */
@@ -455,18 +317,6 @@ class MapBurstStep extends Step {
   }
 }
 
-class UnmapStep extends Step {
-  constructor(private readonly _req: UnmapRequest) {
-    super();
-  }
-  protected step(model: WindowedModel, real: WindowedDmaSystem): void {
-    this.unmap(this._req, model, real);
-  }
-  toString(): string {
-    return `Unmap(${showUnmap(this._req)})`;
-  }
-}
-
 /** How an UNMAP_DMA is placed around mapping m and the one after it, n (m itself when m is the last). */
 const UNMAP_SHAPES = {
   exact: (m: WindowedMapping): [bigint, bigint] => [m.iova, m.iova + m.size],
@@ -499,21 +349,7 @@ class UnmapShapeStep extends Step {
   }
 }
 
-class UnmapAllStep extends Step {
-  constructor(private readonly _extraFlags: number) {
-    super();
-  }
-  protected step(model: WindowedModel, real: WindowedDmaSystem): void {
-    this.compare(this._extraFlags ? 'UNMAP_ALL(+flags)' : 'UNMAP_ALL', '', (s) => s.unmapAll(this._extraFlags), model, real);
-  }
-  toString(): string {
-    return this._extraFlags ? `UnmapAll(${flagNames(this._extraFlags, UNMAP_FLAG_NAMES)})` : 'UnmapAll()';
-  }
-}
-
-/** Where a DMA goes: a fixed iova, or an offset into an existing mapping's slots (past its size too). */
-type DmaTarget = { readonly iova: bigint } | { readonly index: number; readonly offset: number };
-
+/** Where a DMA goes (a `DmaTarget`): a fixed iova, or an offset into an existing mapping's slots (past its size too). */
 function dmaIova(model: WindowedModel, target: DmaTarget): bigint {
   if ('iova' in target) return target.iova;
   const m = mappingAt(model, target.index)?.m;
@@ -522,35 +358,7 @@ function dmaIova(model: WindowedModel, target: DmaTarget): bigint {
 
 const showTarget = (t: DmaTarget): string => ('iova' in t ? `iova=${hex(t.iova)}` : `mapping#${t.index} slots+${hex(t.offset)}`);
 
-class DmaReadStep extends Step {
-  constructor(private readonly _target: DmaTarget) {
-    super();
-  }
-  protected step(model: WindowedModel, real: WindowedDmaSystem): void {
-    const iova = dmaIova(model, this._target);
-    this.compare('DMA read', hex(iova), (s) => s.dmaRead(iova), model, real);
-  }
-  toString(): string {
-    return `DmaRead(${showTarget(this._target)})`;
-  }
-}
-
-class DmaWriteStep extends Step {
-  constructor(
-    private readonly _target: DmaTarget,
-    private readonly _byte: number,
-  ) {
-    super();
-  }
-  protected step(model: WindowedModel, real: WindowedDmaSystem): void {
-    const iova = dmaIova(model, this._target);
-    this.compare('DMA write', `${hex(iova)}, ${hex(this._byte)}`, (s) => s.dmaWrite(iova, this._byte), model, real);
-    expectSameMemory(model, real);
-  }
-  toString(): string {
-    return `DmaWrite(${showTarget(this._target)}, ${hex(this._byte)})`;
-  }
-}
+const { MapStep, UnmapStep, UnmapAllStep, DmaReadStep, DmaWriteStep } = commonSteps<WindowedModel, RealWindowedSystem>(Step, { iova: dmaIova, show: showTarget });
 
 /** The process fills pages of the hugetlb or the anonymous memory with a pattern that is never 0. */
 class CpuFillStep extends Step {
@@ -644,9 +452,6 @@ const vaddrOffsetArb = fc.oneof(
   { arbitrary: fc.integer({ min: 0, max: 7 }).map((k) => BigInt(k) * WINDOW + 0x800n), weight: 1 },
 );
 
-const weighted = <T>(...choices: readonly (readonly [T, number])[]): fc.Arbitrary<T> =>
-  fc.oneof(...choices.map(([value, weight]) => ({ arbitrary: fc.constant(value), weight })));
-
 const mapFlagsArb = weighted(
   [MAP_READ | MAP_WRITE, 12],
   [MAP_READ, 4],
@@ -657,9 +462,6 @@ const mapFlagsArb = weighted(
   [0x8 | MAP_READ | MAP_WRITE, 1],
 );
 const unmapFlagsArb = weighted([0, 14], [UNMAP_ALL, 1], [UNMAP_VADDR, 1], [UNMAP_GET_DIRTY_BITMAP, 1], [0x8, 1]);
-
-const indexArb = fc.nat(7);
-const byteArb = fc.integer({ min: 1, max: 255 });
 
 const dmaTargetArb: fc.Arbitrary<DmaTarget> = fc.oneof(
   { arbitrary: fc.record({ index: indexArb, offset: fc.nat(0xffff) }), weight: 4 },
@@ -688,7 +490,7 @@ const cpuFillArb = fc
   .tuple(weighted([false, 3], [true, 1]), fc.nat(31), fc.integer({ min: 1, max: 32 }), fc.nat(250))
   .map(([anon, page, pages, seed]) => new CpuFillStep(anon, page, pages, seed));
 
-const stepArb: fc.Arbitrary<Step> = fc.oneof(
+const stepArb: fc.Arbitrary<ModelStep<WindowedModel, RealWindowedSystem>> = fc.oneof(
   { arbitrary: mapArb, weight: 6 },
   { arbitrary: mapRegionArb, weight: 2 },
   { arbitrary: mapBesideArb, weight: 3 },
@@ -706,7 +508,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 
 function runSequence(variant: Variant, steps: Iterable<fc.Command<WindowedModel, RealWindowedSystem>>): void {
   const world = type2World(variant);
-  seen.set('#runs', (seen.get('#runs') ?? 0) + 1);
+  countRun();
   fc.modelRun(() => ({ model: world.model, real: world.real }), steps);
   audit(world.model, world.real);
   world.kernel.shutdown();
@@ -766,9 +568,6 @@ const VARIANTS: Variant[] = [
 
 const RW = MAP_READ | MAP_WRITE;
 const W0 = APERTURE_START;
-const OK: Outcome = { ok: true };
-const okSize = (size: bigint): Outcome => ({ ok: true, size });
-const err = (errno: uapi.ErrnoCode): Outcome => ({ ok: false, errno });
 const mapReq = (iova: bigint, size: bigint, vaddrOffset = 0n, flags = RW): MapRequest => ({ iova, size, vaddrOffset, flags });
 const unmapReq = (iova: bigint, size: bigint, flags = 0): UnmapRequest => ({ iova, size, flags });
 
@@ -814,11 +613,6 @@ const EXAMPLES: Example[] = [
   { name: 'LAYOUT with A and B mapped', setup: withAB, run: (s) => s.setLayout(), expected: err('EBUSY') },
 ];
 
-function showOutcome(o: Outcome): string {
-  if (o.ok) return o.size === undefined ? 'ok' : `size ${hex(o.size)}`;
-  return 'errno' in o ? o.errno : o.fault;
-}
-
 describe('the windowed reference model and the simulator give the expected answers', () => {
   test.each(EXAMPLES.map((example) => ({ title: `${example.name} → ${showOutcome(example.expected)}`, example })))('$title', ({ example }) => {
     const world = type2World(VARIANTS[0]!);
@@ -837,8 +631,6 @@ describe('type2 against the windowed reference model', () => {
       fc.property(fc.commands([stepArb], { maxCommands: 40, size: 'max' }), (steps) => runSequence(variant, steps)),
       { numRuns: variant.numRuns },
     );
-    if (process.env.MODEL_STATS) console.log(variant.name, [...seen.entries()].sort());
-    const missing = variant.mustSee.filter((outcome) => !seen.has(outcome));
-    expect(missing).toEqual([]);
+    expectReached(variant.name, variant.mustSee);
   });
 });
