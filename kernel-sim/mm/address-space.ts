@@ -15,7 +15,7 @@
 import { SimBugError, sysError } from '../errors';
 import { FaultInjector } from '../fault-injector';
 import { PAGE_SHIFT } from '../iommu/iommu-domain';
-import { PhysMemory } from './phys-mem';
+import { ANON_BASE_PFN, ANON_CHUNK_MASK, ANON_CHUNK_SHIFT, PhysMemory } from './phys-mem';
 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
@@ -68,11 +68,20 @@ interface RunScan {
 }
 
 /**
- * Scans 4 KiB folio slots [i, iEnd) into runs, merging physically adjacent frames, and returns the slot
- * index where it stopped: iEnd, a slot not faulted in yet, or the first slot that needs a run the full
+ * Scans 4 KiB folio slots [i, iEnd) into runs, merging physically adjacent frames, and takes one reference
+ * on each page's frame as it goes (every frame of an anonymous VMA is in the anonymous zone). Returns the
+ * slot index where it stopped: iEnd, a slot not faulted in yet, or the first slot that needs a run the full
  * batch has no room for. Kept small and free of calls so it compiles to a tight loop.
  */
-function scanSmallPages(folios: Uint32Array, i: number, iEnd: number, pfns: Uint32Array, counts: Uint32Array, scan: RunScan): number {
+function scanSmallPages(
+  folios: Uint32Array,
+  i: number,
+  iEnd: number,
+  pfns: Uint32Array,
+  counts: Uint32Array,
+  scan: RunScan,
+  refs: readonly Uint32Array[],
+): number {
   let n = scan.n;
   let runEnd = scan.runEnd;
   let pages = scan.pages;
@@ -87,6 +96,12 @@ function scanSmallPages(folios: Uint32Array, i: number, iEnd: number, pfns: Uint
       pfns[++n] = pfn;
       counts[n] = 1;
     }
+    const chunk = refs[(pfn - ANON_BASE_PFN) >>> ANON_CHUNK_SHIFT]!;
+    const j = pfn & ANON_CHUNK_MASK;
+    const ref = chunk[j]!;
+    // A mapped frame holds the mapping's reference: 0 (or a chunk never allocated) is a simulator bug.
+    if (!(ref > 0)) throw new SimBugError(`pin of free frame ${pfn}`);
+    chunk[j] = ref + 1;
     runEnd = pfn + 1;
     pages++;
   }
@@ -246,48 +261,59 @@ export class AddressSpace {
     const counts = runs.count;
     runs.length = 0;
     runs.pages = 0;
-    // The batch being filled: runs [0, n] with `pages` pages; `runEnd` is one past the last frame.
+    // The batch being filled: runs [0, n] with `pages` pages; `runEnd` is one past the last frame. Its
+    // references are taken as pages are scanned; a failure before it is handed over gives them back.
     const scan = this._scan;
     scan.n = -1;
     scan.pages = 0;
     scan.runEnd = -1;
+    const refs = this._phys.anonRefChunks();
     let at = vpfn;
     const end = vpfn + allowed;
-    while (at < end) {
-      const vma = this.findVma(at);
-      if (vma === undefined || (vma.prot & need) === 0) break;
-      const vmaEnd = Math.min(end, vma.startVpfn + vma.pageCount);
-      const folios = vma.folios;
-      const start = vma.startVpfn;
-      if (vma.order === 0) {
-        // 4 KiB pages: the tight loop lives in scanSmallPages; faults and full batches come back here.
+    try {
+      while (at < end) {
+        const vma = this.findVma(at);
+        if (vma === undefined || (vma.prot & need) === 0) break;
+        const vmaEnd = Math.min(end, vma.startVpfn + vma.pageCount);
+        const folios = vma.folios;
+        const start = vma.startVpfn;
+        if (vma.order === 0) {
+          // 4 KiB pages: the tight loop lives in scanSmallPages; faults and full batches come back here.
+          while (at < vmaEnd) {
+            at = start + scanSmallPages(folios, at - start, vmaEnd - start, pfns, counts, scan, refs);
+            if (at === vmaEnd) break;
+            if (folios[at - start] === 0) this._fault(vma, at - start);
+            else this._flush(scan, visit);
+          }
+          continue;
+        }
+        const perFolio = 2 ** vma.order;
         while (at < vmaEnd) {
-          at = start + scanSmallPages(folios, at - start, vmaEnd - start, pfns, counts, scan);
-          if (at === vmaEnd) break;
-          if (folios[at - start] === 0) this._fault(vma, at - start);
-          else this._flush(scan, visit);
+          const index = Math.floor((at - start) / perFolio);
+          const slot = folios[index]!;
+          const head = slot !== 0 ? slot - 1 : this._fault(vma, index);
+          const within = at - start - index * perFolio;
+          const len = Math.min(perFolio - within, vmaEnd - at);
+          const pfn = head + within;
+          if (pfn === scan.runEnd) {
+            counts[scan.n] = counts[scan.n]! + len;
+          } else {
+            if (scan.n + 1 === PIN_BATCH_RUNS) this._flush(scan, visit);
+            pfns[++scan.n] = pfn;
+            counts[scan.n] = len;
+          }
+          this._phys.refRun(pfn, len);
+          scan.runEnd = pfn + len;
+          scan.pages += len;
+          at += len;
         }
-        continue;
       }
-      const perFolio = 2 ** vma.order;
-      while (at < vmaEnd) {
-        const index = Math.floor((at - start) / perFolio);
-        const slot = folios[index]!;
-        const head = slot !== 0 ? slot - 1 : this._fault(vma, index);
-        const within = at - start - index * perFolio;
-        const len = Math.min(perFolio - within, vmaEnd - at);
-        const pfn = head + within;
-        if (pfn === scan.runEnd) {
-          counts[scan.n] = counts[scan.n]! + len;
-        } else {
-          if (scan.n + 1 === PIN_BATCH_RUNS) this._flush(scan, visit);
-          pfns[++scan.n] = pfn;
-          counts[scan.n] = len;
-        }
-        scan.runEnd = pfn + len;
-        scan.pages += len;
-        at += len;
-      }
+    } catch (err) {
+      // A fault-in failed (ENOMEM) with a batch scanned but not handed over: its references go back.
+      if (scan.n >= 0) this._phys.unrefRuns(pfns, counts, scan.n + 1);
+      scan.n = -1;
+      scan.pages = 0;
+      throw err;
     }
     if (scan.n >= 0) this._flush(scan, visit);
     if (at < vpfn + pageCount) {
@@ -306,7 +332,7 @@ export class AddressSpace {
     const runs = this._runs;
     runs.length = length;
     runs.pages = pages;
-    this._phys.pinRuns(runs.pfn, runs.count, length, pages);
+    this._phys.notePinned(pages);
     try {
       visit(runs);
     } catch (err) {

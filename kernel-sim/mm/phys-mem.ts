@@ -29,6 +29,9 @@ export const HUGE_BASE_PFN = 2 ** (40 - PAGE_SHIFT);
 const CHUNK_SHIFT = 12;
 const CHUNK_FRAMES = 1 << CHUNK_SHIFT;
 const CHUNK_MASK = CHUNK_FRAMES - 1;
+/** The anonymous zone's reference chunks (anonRefChunks): frames per chunk as a shift, and the index mask. */
+export const ANON_CHUNK_SHIFT = CHUNK_SHIFT;
+export const ANON_CHUNK_MASK = CHUNK_MASK;
 const EMPTY_CHUNK = new Uint32Array(0);
 /** Hugetlb folios carved at once and shuffled. */
 const HUGE_SLAB = 64;
@@ -265,32 +268,32 @@ export class PhysMemory {
     this._pinnedTotal += count;
   }
 
-  /** Pins a batch of runs: `count[i]` frames from `pfn[i]`, for i < length, `pages` frames in all. */
-  pinRuns(pfn: Uint32Array, count: Uint32Array, length: number, pages: number): void {
-    const refs = this._anonRef;
-    if (pages === length) {
-      // One frame per run (scattered 4 KiB pages), the common case: no run lengths to look at.
-      for (let r = 0; r < length; r++) {
-        const start = pfn[r]!;
-        if (start >= HUGE_BASE_PFN) {
-          this._adjust(start, 1, 1);
-          continue;
-        }
-        const chunk = refs[(start - ANON_BASE_PFN) >>> CHUNK_SHIFT]!;
-        const i = start & CHUNK_MASK;
-        const ref = chunk[i]!;
-        // A frame in use has a reference: 0, or undefined in a chunk never allocated, is a bug.
-        if (!(ref > 0)) throw new SimBugError(`pin of free frame ${start}`);
-        chunk[i] = ref + 1;
-      }
-    } else {
-      for (let r = 0; r < length; r++) this._adjust(pfn[r]!, count[r]!, 1);
-    }
+  /**
+   * The pinning fast path of AddressSpace: the anonymous zone's reference chunks, indexed by
+   * (pfn - ANON_BASE_PFN) >>> ANON_CHUNK_SHIFT, entry pfn & ANON_CHUNK_MASK. The pin scan takes one
+   * reference per page right where it reads the page's frame, then reports the batch with notePinned.
+   */
+  anonRefChunks(): readonly Uint32Array[] {
+    return this._anonRef;
+  }
+
+  /** Takes `count` references on the frames [pfn, pfn + count) without counting them as pinned yet. */
+  refRun(pfn: number, count: number): void {
+    this._adjust(pfn, count, 1);
+  }
+
+  /** Counts `pages` references taken with refRun or anonRefChunks as pinned pages. */
+  notePinned(pages: number): void {
     this._pinned += pages;
     this._pinnedTotal += pages;
   }
 
-  /** Drops the references pinRuns took. */
+  /** Drops references taken but never counted as pinned (a scan that failed before handing its batch over). */
+  unrefRuns(pfn: Uint32Array, count: Uint32Array, length: number): void {
+    for (let r = 0; r < length; r++) this._adjust(pfn[r]!, count[r]!, -1);
+  }
+
+  /** Drops pinned references (a batch the visitor refused, or unpinning after unmap). */
   unpinRuns(pfn: Uint32Array, count: Uint32Array, length: number): void {
     for (let r = 0; r < length; r++) this.unpin(pfn[r]!, count[r]!);
   }

@@ -339,3 +339,31 @@ describe('locked_vm', () => {
     expect(codeOf(() => mm.accountLocked(1, undefined))).toBe('ENODEV');
   });
 });
+
+describe('pinning takes references while scanning', () => {
+  test('a fault-in that runs out of memory mid-scan gives back every reference it took, and hands nothing over', () => {
+    // 16 frames of anonymous memory: the 17th page cannot be faulted in.
+    const phys = new PhysMemory({ anonBytes: 16n * 4096n });
+    const mm = new AddressSpace(phys, new FaultInjector());
+    const vpfn = mm.mmap(32, 0, PROT_READ | PROT_WRITE, 'anon');
+    let visited = 0;
+    expect(() => mm.pin(vpfn, 32, true, (runs) => void (visited += runs.pages))).toThrow(expect.objectContaining({ code: 'ENOMEM' }));
+    expect(visited).toBe(0);
+    expect(phys.stats().pinnedPages).toBe(0);
+    // The 16 faulted pages stay mapped (one reference each), none is pinned any more.
+    for (let p = 0; p < 16; p++) expect(phys.refCount(mm.resolve(vpfn + p, false))).toBe(1);
+  });
+
+  test('each pinned page holds exactly one more reference than its mapping, for 4 KiB and hugetlb VMAs alike', () => {
+    const phys = new PhysMemory();
+    const mm = new AddressSpace(phys, new FaultInjector());
+    const small = mm.mmap(8, 0, PROT_READ | PROT_WRITE, 'anon');
+    const huge = mm.mmap(512, 9, PROT_READ | PROT_WRITE, 'hugetlb');
+    mm.pin(small, 8, true, () => undefined);
+    mm.pin(huge, 512, true, () => undefined);
+    for (let p = 0; p < 8; p++) expect(phys.refCount(mm.resolve(small + p, false))).toBe(2);
+    // A folio's count is one for the mapping plus one per pinned 4 KiB page.
+    expect(phys.refCount(mm.resolve(huge, false))).toBe(1 + 512);
+    expect(phys.stats().pinnedPages).toBe(8 + 512);
+  });
+});
