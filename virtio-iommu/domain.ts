@@ -34,7 +34,7 @@ export class Domain {
   ) {}
 
   /** Whether `[start, end)` shares a byte with a RESV_MEM region of an endpoint in the domain. */
-  overlapsReserved(start: bigint, end: bigint): boolean {
+  overlapsReserved(start: bigint | number, end: bigint | number): boolean {
     for (const r of this.reserved) {
       if (r.start >= end) return false;
       if (r.last >= start) return true;

@@ -20,8 +20,8 @@
  *   - An access may span adjacent mappings (cloud-hypervisor's translate does); every byte is checked
  *     before any is moved, so a faulting access touches nothing.
  */
-import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
-import { MappingTree } from './mapping-tree';
+import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import { MappingTree, SmallMapping } from './mapping-tree';
 import { VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WRITE } from '../uapi/virtio-iommu';
 
 /** Every page size from 4 KiB up: QEMU's `granule=4k` page_size_mask. */
@@ -80,14 +80,37 @@ export class EmulatedEndpointMapper implements EndpointMapper {
     return this._reserved;
   }
 
-  map(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
+  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome {
+    if (typeof iova === 'number' && typeof gpa === 'number' && typeof size === 'number') return this._mapSmall(iova, gpa, size, flags);
+    return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
+  }
+
+  unmap(iova: Addr, size: Addr): UnmapOutcome {
+    if (typeof iova === 'number' && typeof size === 'number') return this._unmapSmall(iova, size);
+    return this._unmapBig(BigInt(iova), BigInt(size));
+  }
+
+  private _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
     return this._table.tryInsert({ start: iova, end: iova + size, size, phys: gpa, flags }) ? 'ok' : 'overlap';
   }
 
-  unmap(iova: bigint, size: bigint): UnmapOutcome {
+  private _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
     // Exactly one mapping (what the device asks for): the only one the range can cover.
     if (this._table.removeExact(iova, size)) return 'ok';
     const span = this._table.covered(iova, iova + size);
+    if (span === 'would-split') return 'would-split';
+    this._table.removeSpan(span.first, span.count);
+    return 'ok';
+  }
+
+  /** `map` on exact numbers: no BigInt. */
+  private _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
+    return this._table.tryInsertSmall(new SmallMapping(iova, iova + size, gpa, flags)) ? 'ok' : 'overlap';
+  }
+
+  private _unmapSmall(iova: number, size: number): UnmapOutcome {
+    if (this._table.removeExactN(iova, size)) return 'ok';
+    const span = this._table.coveredN(iova, iova + size);
     if (span === 'would-split') return 'would-split';
     this._table.removeSpan(span.first, span.count);
     return 'ok';

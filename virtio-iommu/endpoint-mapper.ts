@@ -15,7 +15,7 @@
  *   identity map of guest RAM while the endpoint is in bypass. `unmap` removes exactly one earlier `map`.
  *
  * Ranges: `iova`/`gpa` are first bytes, `size` is a byte count (a bigint: a 2^64-byte mapping is legal
- * for an emulated endpoint). `last` is inclusive, `end` exclusive (DESIGN.md §3).
+ * for an emulated endpoint; or all three exact numbers, see `Addr`). `last` is inclusive, `end` exclusive (DESIGN.md §3).
  */
 
 /** A RESV_MEM region of one endpoint, as PROBE reports it (reference §2.2, §3.6). `last` is inclusive. */
@@ -31,6 +31,13 @@ export interface IovaRange {
   readonly start: bigint;
   readonly last: bigint;
 }
+
+/**
+ * An address or size given to `map` / `unmap`: a bigint, or — the device's fast path for every request
+ * below 2^53 — a number. The device passes numbers only when all of a call's values are numbers and
+ * exact (`iova + size` and `gpa + size` at most 2^53 − 1), so no BigInt is made per request.
+ */
+export type Addr = bigint | number;
 
 /** The outcome of `EndpointMapper.map` when it did not throw. */
 export type MapOutcome = 'ok' | 'overlap';
@@ -60,14 +67,14 @@ export interface EndpointMapper {
    * @throws SysError with the backend's errno (EFAULT: GPA outside guest RAM; ENOSPC: entry budget;
    *   ENOMEM: memlock; EINVAL: the backend refused the range); nothing was mapped
    */
-  map(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome;
+  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome;
 
   /**
    * Removes the mapping that an earlier `map(iova, …, size, …)` created.
    * @returns 'would-split' when the range bisects a backend mapping (nothing was removed)
    * @throws SysError with the backend's errno
    */
-  unmap(iova: bigint, size: bigint): UnmapOutcome;
+  unmap(iova: Addr, size: Addr): UnmapOutcome;
 
   /**
    * Enters or leaves bypass: every access is translated by the identity function (spec §Device

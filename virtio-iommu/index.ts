@@ -17,7 +17,7 @@ export {
   type VirtioIommuDebugState,
 } from './virtio-iommu-device';
 export type { WindowLayout } from './vfio-endpoint-mapper';
-export type { EndpointMapper, EndpointKind, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+export type { Addr, EndpointMapper, EndpointKind, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 export {
   VirtioIommuDriver,
   VirtioIommuDriverError,

@@ -23,7 +23,7 @@
 import { Domain } from './domain';
 import type { Endpoint, EndpointTranslation } from './endpoint';
 import type { IovaRange, ReservedRegion } from './endpoint-mapper';
-import type { Mapping } from './mapping-tree';
+import { SmallMapping, type Mapping } from './mapping-tree';
 import { statusOfError, statusOfOutcome } from './status';
 import { VIRTIO_IOMMU_S_OK } from '../uapi/virtio-iommu';
 
@@ -337,7 +337,8 @@ export class IommuState {
 
   private _mapOne(ep: Endpoint, m: Mapping): number {
     try {
-      const outcome = ep.mapper.map(m.start, m.phys, m.size, m.flags);
+      const mapper = ep.mapper;
+      const outcome = m instanceof SmallMapping ? mapper.map(m.startN, m.physN, m.sizeN, m.flags) : mapper.map(m.start, m.phys, m.size, m.flags);
       return outcome === 'ok' ? OK : statusOfOutcome(outcome);
     } catch (err) {
       return statusOfError(err);
@@ -346,7 +347,8 @@ export class IommuState {
 
   private _unmapOne(ep: Endpoint, m: Mapping): number {
     try {
-      const outcome = ep.mapper.unmap(m.start, m.size);
+      const mapper = ep.mapper;
+      const outcome = m instanceof SmallMapping ? mapper.unmap(m.startN, m.sizeN) : mapper.unmap(m.start, m.size);
       return outcome === 'ok' ? OK : statusOfOutcome(outcome);
     } catch (err) {
       return statusOfError(err);

@@ -20,7 +20,9 @@
  * 11. replicate into every endpoint's backend; a failure gives its status through status.ts, with every
  *     endpoint rolled back.
  */
+import type { Domain } from './domain';
 import type { IommuState } from './iommu-state';
+import { SmallMapping, type Mapping } from './mapping-tree';
 import type { MapRequest } from './request';
 import {
   VIRTIO_IOMMU_MAP_F_MMIO,
@@ -44,17 +46,20 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   // VIRTIO_IOMMU_S_INVAL."
   const known = limits.mmioNegotiated ? RW | VIRTIO_IOMMU_MAP_F_MMIO : RW;
   if ((req.flags & ~known) !== 0) return VIRTIO_IOMMU_S_INVAL;
-  const { start, end, phys } = req;
-  if (limits.inputRangeOffered && (start < limits.inputRange.start || end > limits.inputRangeEnd)) return VIRTIO_IOMMU_S_RANGE;
+  if (limits.inputRangeOffered && (req.small ? req.startN < limits.inputRange.start || req.endN > limits.inputRangeEnd : req.start < limits.inputRange.start || req.end > limits.inputRangeEnd)) {
+    return VIRTIO_IOMMU_S_RANGE;
+  }
   // "If domain does not exist, the device SHOULD reject the request and set status to VIRTIO_IOMMU_S_NOENT."
   const domain = state.domains.get(req.domain);
   if (domain === undefined) return VIRTIO_IOMMU_S_NOENT;
   // "If the domain is a bypass domain, the device SHOULD reject the request and set status to
   // VIRTIO_IOMMU_S_INVAL."
   if (domain.bypass) return VIRTIO_IOMMU_S_INVAL;
+  if (req.small) return mapSmall(state, domain, req);
+  const { start, end, phys } = req;
   if (end <= start) return VIRTIO_IOMMU_S_RANGE;
   const size = end - start;
-  if (!req.small && phys + size > TWO_64) return VIRTIO_IOMMU_S_RANGE;
+  if (phys + size > TWO_64) return VIRTIO_IOMMU_S_RANGE;
   // "If virt_start, phys_start or (virt_end + 1) is not aligned on the page granularity, the device
   // SHOULD reject the request and set status to VIRTIO_IOMMU_S_RANGE." (A mask below 2^32 is checked
   // on the low words, with no BigInt.)
@@ -66,6 +71,33 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   if (domain.overlapsReserved(start, end)) return VIRTIO_IOMMU_S_INVAL;
   if (domain.mappings.size >= policy.maxMappingsPerDomain) return VIRTIO_IOMMU_S_NOMEM;
   const mapping = { start, end, size, phys, flags: req.flags };
+  const status = state.mapInDomain(domain, mapping);
+  if (status !== VIRTIO_IOMMU_S_OK) return status;
+  domain.mappings.insert(mapping);
+  return VIRTIO_IOMMU_S_OK;
+}
+
+/**
+ * Steps 6–11 for a request whose fields are all below 2^53 (`req.small`): the same decisions in the
+ * same order on numbers, so no BigInt is made. `phys + size` cannot pass 2^64 here.
+ */
+function mapSmall(state: IommuState, domain: Domain, req: MapRequest): number {
+  const start = req.startN;
+  const end = req.endN;
+  const phys = req.physN;
+  if (end <= start) return VIRTIO_IOMMU_S_RANGE;
+  const alignMask = domain.alignMask;
+  if (state.policy.compat !== 'qemu') {
+    if (alignMask <= LOW_MASK) {
+      if ((req.lowBits & Number(alignMask)) !== 0) return VIRTIO_IOMMU_S_RANGE;
+    } else if (((req.start | req.end | req.phys) & alignMask) !== 0n) {
+      return VIRTIO_IOMMU_S_RANGE;
+    }
+  }
+  if (domain.mappings.overlapsN(start, end)) return VIRTIO_IOMMU_S_INVAL;
+  if (domain.overlapsReserved(start, end)) return VIRTIO_IOMMU_S_INVAL;
+  if (domain.mappings.size >= state.policy.maxMappingsPerDomain) return VIRTIO_IOMMU_S_NOMEM;
+  const mapping: Mapping = SmallMapping.fits(start, end, phys) ? new SmallMapping(start, end, phys, req.flags) : { start: req.start, end: req.end, size: req.end - req.start, phys: req.phys, flags: req.flags };
   const status = state.mapInDomain(domain, mapping);
   if (status !== VIRTIO_IOMMU_S_OK) return status;
   domain.mappings.insert(mapping);

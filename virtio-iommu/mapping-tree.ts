@@ -26,6 +26,59 @@ export interface Mapping {
   readonly flags: number;
 }
 
+/** The largest value carried as a number: below 2^53 every integer is exact in a double. */
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+const MAX_EXACT_BIG = BigInt(MAX_EXACT);
+
+/** `v` as a number when exact (≤ 2^53 − 1), else +Infinity: the order against any exact number is kept. */
+function keyOf(v: bigint): number {
+  return v <= MAX_EXACT_BIG ? Number(v) : Infinity;
+}
+
+/**
+ * A mapping whose start, end and phys are all exact numbers (below 2^53), as the MAP fast path creates
+ * it: no BigInt is made unless a reader asks for the bigint fields (then once, cached).
+ */
+export class SmallMapping implements Mapping {
+  private _start: bigint | undefined;
+  private _end: bigint | undefined;
+  private _size: bigint | undefined;
+  private _phys: bigint | undefined;
+
+  constructor(
+    readonly startN: number,
+    readonly endN: number,
+    readonly physN: number,
+    readonly flags: number,
+  ) {}
+
+  /** `endN - startN`. */
+  get sizeN(): number {
+    return this.endN - this.startN;
+  }
+
+  get start(): bigint {
+    return (this._start ??= BigInt(this.startN));
+  }
+
+  get end(): bigint {
+    return (this._end ??= BigInt(this.endN));
+  }
+
+  get size(): bigint {
+    return (this._size ??= BigInt(this.endN - this.startN));
+  }
+
+  get phys(): bigint {
+    return (this._phys ??= BigInt(this.physN));
+  }
+
+  /** Whether these values can be carried as numbers (each below 2^53). */
+  static fits(start: number, end: number, phys: number): boolean {
+    return start >= 0 && end <= MAX_EXACT && phys >= 0 && phys + (end - start) <= MAX_EXACT;
+  }
+}
+
 /** Where the mappings fully covered by a range sit in the tree: `count` entries from index `first`. */
 export interface CoveredSpan {
   readonly first: number;
@@ -35,6 +88,12 @@ export interface CoveredSpan {
 /** A sorted set of disjoint mappings. */
 export class MappingTree {
   private _items: Mapping[] = [];
+  /**
+   * Each item's start and end as numbers (exact below 2^53, +Infinity above): the searches of the number
+   * fast paths (`*N` methods, arguments exact numbers) compare these without BigInt.
+   */
+  private _starts: number[] = [];
+  private _ends: number[] = [];
 
   /** Number of mappings. */
   get size(): number {
@@ -59,6 +118,65 @@ export class MappingTree {
       else hi = mid;
     }
     return lo;
+  }
+
+  /** `_firstEndingAfter` for an exact number `addr`. */
+  private _firstEndingAfterN(addr: number): number {
+    const ends = this._ends;
+    let lo = 0;
+    let hi = ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ends[mid]! <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** `overlaps` for exact numbers (each ≤ 2^53 − 1). */
+  overlapsN(start: number, end: number): boolean {
+    const at = this._firstEndingAfterN(start);
+    return at < this._starts.length && this._starts[at]! < end;
+  }
+
+  /** `covered` for exact numbers (each ≤ 2^53 − 1). */
+  coveredN(start: number, end: number): CoveredSpan | 'would-split' {
+    const starts = this._starts;
+    const first = this._firstEndingAfterN(start);
+    let last = first;
+    while (last < starts.length && starts[last]! < end) last++;
+    const count = last - first;
+    if (count === 0) return { first, count };
+    if (starts[first]! < start || this._ends[last - 1]! > end) return 'would-split';
+    return { first, count };
+  }
+
+  /** `removeExact` for exact numbers (each ≤ 2^53 − 1). */
+  removeExactN(start: number, size: number): boolean {
+    const at = this._firstEndingAfterN(start);
+    if (at >= this._starts.length || this._starts[at] !== start || this._ends[at]! - start !== size) return false;
+    this.removeSpan(at, 1);
+    return true;
+  }
+
+  /** `tryInsert` of a SmallMapping (one number search). */
+  tryInsertSmall(mapping: SmallMapping): boolean {
+    const at = this._firstEndingAfterN(mapping.startN);
+    if (at < this._starts.length && this._starts[at]! < mapping.endN) return false;
+    this._insertAt(at, mapping, mapping.startN, mapping.endN);
+    return true;
+  }
+
+  private _insertAt(at: number, mapping: Mapping, startKey: number, endKey: number): void {
+    if (at === this._items.length) {
+      this._items.push(mapping);
+      this._starts.push(startKey);
+      this._ends.push(endKey);
+    } else {
+      this._items.splice(at, 0, mapping);
+      this._starts.splice(at, 0, startKey);
+      this._ends.splice(at, 0, endKey);
+    }
   }
 
   /** True when some mapping shares a byte with `[start, end)`. */
@@ -94,7 +212,7 @@ export class MappingTree {
    * @throws SimBugError when it overlaps an existing one (callers check `overlaps` first)
    */
   insert(mapping: Mapping): void {
-    if (!this.tryInsert(mapping)) {
+    if (!(mapping instanceof SmallMapping ? this.tryInsertSmall(mapping) : this.tryInsert(mapping))) {
       throw new SimBugError(`mapping [0x${mapping.start.toString(16)}, 0x${mapping.end.toString(16)}) overlaps one already in the tree`);
     }
   }
@@ -104,15 +222,22 @@ export class MappingTree {
     const at = this._firstEndingAfter(mapping.start);
     const next = this._items[at];
     if (next !== undefined && next.start < mapping.end) return false;
-    if (at === this._items.length) this._items.push(mapping);
-    else this._items.splice(at, 0, mapping);
+    if (mapping instanceof SmallMapping) this._insertAt(at, mapping, mapping.startN, mapping.endN);
+    else this._insertAt(at, mapping, keyOf(mapping.start), keyOf(mapping.end));
     return true;
   }
 
   /** Removes `count` mappings from sorted position `first` (a span `covered` returned). */
   removeSpan(first: number, count: number): void {
-    if (count === 1 && first === this._items.length - 1) this._items.pop();
-    else this._items.splice(first, count);
+    if (count === 1 && first === this._items.length - 1) {
+      this._items.pop();
+      this._starts.pop();
+      this._ends.pop();
+    } else {
+      this._items.splice(first, count);
+      this._starts.splice(first, count);
+      this._ends.splice(first, count);
+    }
   }
 
   /** Removes the mapping that starts at `start` and ends at `end`; false when there is none. */
@@ -139,6 +264,8 @@ export class MappingTree {
   /** Drops every mapping. */
   clear(): void {
     this._items = [];
+    this._starts = [];
+    this._ends = [];
   }
 
   /** Every mapping, in address order (a copy). */

@@ -19,6 +19,10 @@
  *   writing to them").
  * - `end = virt_end + 1` may be 2^64 (UNMAP(0, ~0)); `end <= start` means `virt_end < virt_start`, which
  *   the handlers answer with S_RANGE. A size never leaves bigint, so a 2^64-byte range is exact.
+ * - Numbers where exact: MAP and UNMAP carry `startN`/`endN`/`physN` and `small` (every field below
+ *   2^53); the handlers' fast paths use those and never touch a BigInt. The bigint fields are made on
+ *   first read when `small`, and decoded eagerly otherwise (garbage or edge requests such as
+ *   UNMAP(0, ~0), which take the bigint path).
  */
 import {
   VIRTIO_IOMMU_REQ_HEAD_SIZE,
@@ -68,6 +72,10 @@ export interface MapRequest {
   readonly lowBits: number;
   /** `start`, `end` and `phys` are all below 2^53 (so `phys + size` cannot pass 2^64). */
   readonly small: boolean;
+  /** `start`, `end` and `phys` as numbers: exact when `small` (the fast path reads these, no BigInt). */
+  readonly startN: number;
+  readonly endN: number;
+  readonly physN: number;
 }
 
 /** UNMAP (spec §UNMAP request): every mapping inside `[start, end)`. */
@@ -79,6 +87,11 @@ export interface UnmapRequest {
   readonly end: bigint;
   /** `reserved[4]` is all zero. */
   readonly reservedIsZero: boolean;
+  /** `start` and `end` are both below 2^53. */
+  readonly small: boolean;
+  /** `start` and `end` as numbers: exact when `small`. */
+  readonly startN: number;
+  readonly endN: number;
 }
 
 /** PROBE (spec §PROBE request); its `reserved[64]` is ignored. */
@@ -171,18 +184,37 @@ class Decoded {
     readonly domain: number,
     readonly endpoint: number,
     readonly flags: number,
-    readonly start: bigint,
-    readonly end: bigint,
-    readonly phys: bigint,
+    /** Exact when `small`; the bigint fields are then made from them only if read. */
+    readonly startN: number,
+    readonly endN: number,
+    readonly physN: number,
+    /** The bigint values when not `small` (undefined when `small`: made on first read). */
+    private _start: bigint | undefined,
+    private _end: bigint | undefined,
+    private _phys: bigint | undefined,
     readonly reservedIsZero: boolean,
     readonly readableLength: number,
     readonly reason: UnparsableRequest['reason'] | undefined,
     readonly lowBits: number,
     readonly small: boolean,
   ) {}
+
+  get start(): bigint {
+    return (this._start ??= BigInt(this.startN));
+  }
+
+  get end(): bigint {
+    return (this._end ??= BigInt(this.endN));
+  }
+
+  get phys(): bigint {
+    return (this._phys ??= BigInt(this.physN));
+  }
 }
 
-const Z = 0n;
+const U = undefined;
+/** Every u64 word pair below this high word is exact in a double, plus one (< 2^53 − 2^32). */
+const SMALL_HI = 0x1f_ffff;
 
 /**
  * Decodes the device-readable part of one request. Never throws for guest input.
@@ -190,49 +222,63 @@ const Z = 0n;
  */
 export function decodeRequest(readable: Uint8Array): DecodedRequest {
   const n = readable.length;
-  if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, Z, Z, Z, true, n, 'no-head', 0, true) as UnparsableRequest;
+  if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, 0, 0, 0, U, U, U, true, n, 'no-head', 0, true) as UnparsableRequest;
   const type = readable[0]!;
   const need = READABLE_SIZE[type];
-  if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, Z, Z, Z, true, n, 'unknown-type', 0, true) as UnparsableRequest;
-  if (n < need) return new Decoded('truncated', type, 0, 0, 0, Z, Z, Z, true, n, undefined, 0, true) as TruncatedRequest;
+  if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, 0, 0, 0, U, U, U, true, n, 'unknown-type', 0, true) as UnparsableRequest;
+  if (n < need) return new Decoded('truncated', type, 0, 0, 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as TruncatedRequest;
   switch (type) {
     case VIRTIO_IOMMU_T_MAP: {
+      const startLo = readU32(readable, OFF_MAP_VIRT_START);
       const startHi = readU32(readable, OFF_MAP_VIRT_START + 4);
+      const endLo = readU32(readable, OFF_MAP_VIRT_END);
       const endHi = readU32(readable, OFF_MAP_VIRT_END + 4);
+      const physLo = readU32(readable, OFF_MAP_PHYS);
       const physHi = readU32(readable, OFF_MAP_PHYS + 4);
+      const small = (startHi | endHi | physHi) >>> 0 < SMALL_HI;
       return new Decoded(
         'map',
         type,
         readU32(readable, OFF_MAP_DOMAIN),
         0,
         readU32(readable, OFF_MAP_FLAGS),
-        readU64(readable, OFF_MAP_VIRT_START),
-        // The inclusive virt_end becomes an exclusive end here, and only here.
-        readU64PlusOne(readable, OFF_MAP_VIRT_END),
-        readU64(readable, OFF_MAP_PHYS),
+        startHi * TWO_32 + startLo,
+        // The inclusive virt_end becomes an exclusive end here, and only here (both representations).
+        endHi * TWO_32 + endLo + 1,
+        physHi * TWO_32 + physLo,
+        small ? U : readU64(readable, OFF_MAP_VIRT_START),
+        small ? U : readU64PlusOne(readable, OFF_MAP_VIRT_END),
+        small ? U : readU64(readable, OFF_MAP_PHYS),
         true,
         n,
         undefined,
-        readU32(readable, OFF_MAP_VIRT_START) | ((readU32(readable, OFF_MAP_VIRT_END) + 1) >>> 0) | readU32(readable, OFF_MAP_PHYS),
-        (startHi | endHi | physHi) >>> 0 < 0x1f_ffff,
+        startLo | ((endLo + 1) >>> 0) | physLo,
+        small,
       ) as MapRequest;
     }
-    case VIRTIO_IOMMU_T_UNMAP:
+    case VIRTIO_IOMMU_T_UNMAP: {
+      const startHi = readU32(readable, OFF_UNMAP_VIRT_START + 4);
+      const endHi = readU32(readable, OFF_UNMAP_VIRT_END + 4);
+      const small = (startHi | endHi) >>> 0 < SMALL_HI;
       return new Decoded(
         'unmap',
         type,
         readU32(readable, OFF_UNMAP_DOMAIN),
         0,
         0,
-        readU64(readable, OFF_UNMAP_VIRT_START),
-        readU64PlusOne(readable, OFF_UNMAP_VIRT_END),
-        Z,
+        startHi * TWO_32 + readU32(readable, OFF_UNMAP_VIRT_START),
+        endHi * TWO_32 + readU32(readable, OFF_UNMAP_VIRT_END) + 1,
+        0,
+        small ? U : readU64(readable, OFF_UNMAP_VIRT_START),
+        small ? U : readU64PlusOne(readable, OFF_UNMAP_VIRT_END),
+        U,
         readU32(readable, OFF_UNMAP_RESERVED) === 0,
         n,
         undefined,
         0,
-        true,
+        small,
       ) as UnmapRequest;
+    }
     case VIRTIO_IOMMU_T_ATTACH:
       return new Decoded(
         'attach',
@@ -240,9 +286,12 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
         readU32(readable, OFF_ATTACH_DOMAIN),
         readU32(readable, OFF_ATTACH_ENDPOINT),
         readU32(readable, OFF_ATTACH_FLAGS),
-        Z,
-        Z,
-        Z,
+        0,
+        0,
+        0,
+        U,
+        U,
+        U,
         readU32(readable, OFF_ATTACH_RESERVED) === 0,
         n,
         undefined,
@@ -250,9 +299,9 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
         true,
       ) as AttachRequest;
     case VIRTIO_IOMMU_T_DETACH:
-      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, Z, Z, Z, true, n, undefined, 0, true) as DetachRequest;
+      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as DetachRequest;
     default:
-      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, Z, Z, Z, true, n, undefined, 0, true) as ProbeRequest;
+      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as ProbeRequest;
   }
 }
 

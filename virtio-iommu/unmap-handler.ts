@@ -36,11 +36,12 @@ export function handleUnmap(state: IommuState, req: UnmapRequest): number {
   // "If the domain is a bypass domain, the device SHOULD reject the request and set status to
   // VIRTIO_IOMMU_S_INVAL."
   if (domain.bypass) return VIRTIO_IOMMU_S_INVAL;
-  if (req.end <= req.start) return VIRTIO_IOMMU_S_RANGE;
+  // Numbers when both ends are below 2^53 (every page-granular request of a real driver), else bigints.
+  if (req.small ? req.endN <= req.startN : req.end <= req.start) return VIRTIO_IOMMU_S_RANGE;
   // "If a mapping affected by the range is not covered in its entirety by the range (the UNMAP request
   // would split the mapping), then the device SHOULD set the request status to VIRTIO_IOMMU_S_RANGE,
   // and SHOULD NOT remove any mapping."
-  const span = domain.mappings.covered(req.start, req.end);
+  const span = req.small ? domain.mappings.coveredN(req.startN, req.endN) : domain.mappings.covered(req.start, req.end);
   if (span === 'would-split') return VIRTIO_IOMMU_S_RANGE;
   if (span.count === 0) return VIRTIO_IOMMU_S_OK;
   const status = state.unmapInDomain(domain, span.first, span.count);

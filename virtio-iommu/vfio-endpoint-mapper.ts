@@ -71,7 +71,7 @@ import { VIRTIO_IOMMU_MAP_F_MMIO, VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WR
 import { VfioContainer } from '../userspace/vfio-container';
 import type { IommuInfo } from '../userspace/vfio-container';
 import { VfioGroup } from '../userspace/vfio-group';
-import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { hostReservedRegions } from './host-reserved-regions';
 
 const TWO_32 = 2 ** 32;
@@ -165,10 +165,10 @@ export class VfioEndpointMapper implements EndpointMapper {
   private readonly _inputRange: IovaRange;
   private readonly _reserved: readonly ReservedRegion[];
   /**
-   * Forwarded mappings: iova → size, exactly as MAP_DMA received them; the IOVA key is a number when it
-   * is exact in a double (no BigInt hashing per MAP/UNMAP), else the bigint.
+   * Forwarded mappings: iova → size, exactly as MAP_DMA received them; the IOVA key and the size are
+   * numbers when exact in a double (no BigInt per MAP/UNMAP), else bigints.
    */
-  private readonly _mapped = new Map<number | bigint, bigint>();
+  private readonly _mapped = new Map<number | bigint, number | bigint>();
   /** The identity mappings of bypass mode: [iova, size] pairs. */
   private _identity: Array<readonly [bigint, bigint]> = [];
   private _bypass = false;
@@ -241,7 +241,17 @@ export class VfioEndpointMapper implements EndpointMapper {
     return this._info.iovaRanges;
   }
 
-  map(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
+  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome {
+    if (typeof iova === 'number' && typeof gpa === 'number' && typeof size === 'number') return this._mapSmall(iova, gpa, size, flags);
+    return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
+  }
+
+  unmap(iova: Addr, size: Addr): UnmapOutcome {
+    if (typeof iova === 'number' && typeof size === 'number') return this._unmapSmall(iova, size);
+    return this._unmapBig(BigInt(iova), BigInt(size));
+  }
+
+  private _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
     const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
     // QEMU virtio_iommu_notify_map: MMIO and permission-less mappings stay in the device's tree only.
@@ -269,16 +279,69 @@ export class VfioEndpointMapper implements EndpointMapper {
       if (err instanceof SysError && err.code === 'EEXIST') return 'overlap';
       throw err;
     }
-    this._mapped.set(i >= 0 ? i : iova, size);
+    this._mapped.set(i >= 0 ? i : iova, n >= 0 ? n : size);
     return 'ok';
   }
 
-  unmap(iova: bigint, size: bigint): UnmapOutcome {
+  /** `map` on exact numbers (the MAP_DMA argument written without BigInt). */
+  private _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
+    if (this._hvaNum < 0 || this._ramNum < 0) return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
+    const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
+    const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
+    // As map(): MMIO and permission-less mappings stay in the device's tree only.
+    if ((flags & VIRTIO_IOMMU_MAP_F_MMIO) !== 0 || (!read && !write)) return 'ok';
+    if (gpa + size > this._ramNum) {
+      throw new SysError('EFAULT', { reason: `GPA range [0x${gpa.toString(16)}, +0x${size.toString(16)}) is outside guest RAM` });
+    }
+    try {
+      // gpa + size ≤ guest RAM, so hva + gpa is exact too.
+      const b = this._mapArg;
+      put32(b, MAP_FLAGS, (read ? VFIO_DMA_MAP_FLAG_READ : 0) | (write ? VFIO_DMA_MAP_FLAG_WRITE : 0));
+      put64(b, MAP_VADDR, this._hvaNum + gpa);
+      put64(b, MAP_IOVA, iova);
+      put64(b, MAP_SIZE, size);
+      this.container.process.ioctl(this.container.fd, VFIO_IOMMU_MAP_DMA, b);
+    } catch (err) {
+      if (err instanceof SysError && err.code === 'EEXIST') return 'overlap';
+      throw err;
+    }
+    this._mapped.set(iova, size);
+    return 'ok';
+  }
+
+  /** `unmap` on exact numbers. */
+  private _unmapSmall(iova: number, size: number): UnmapOutcome {
+    const mapped = this._mapped.get(iova);
+    if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
+    // An exact size is stored as a number, so a bigint here is a different size.
+    if (mapped !== size) return 'would-split';
+    const b = this._unmapArg;
+    try {
+      put32(b, UNMAP_FLAGS, 0);
+      put64(b, UNMAP_IOVA, iova);
+      put64(b, UNMAP_SIZE, size);
+      this.container.process.ioctl(this.container.fd, VFIO_IOMMU_UNMAP_DMA, b);
+    } catch (err) {
+      // As unmap(): an EINVAL of an exact mapping means device and backend disagree (EIO).
+      if (err instanceof SysError && err.code === 'EINVAL') {
+        throw new SysError('EIO', { reason: `UNMAP_DMA of the mapping at 0x${iova.toString(16)} (0x${size.toString(16)} bytes) failed with EINVAL` });
+      }
+      throw err;
+    }
+    this._mapped.delete(iova);
+    const unmapped = get32(b, UNMAP_SIZE + 4) * TWO_32 + get32(b, UNMAP_SIZE);
+    if (unmapped !== size) {
+      throw new SysError('EIO', { reason: `UNMAP_DMA removed 0x${unmapped.toString(16)} bytes at 0x${iova.toString(16)}, 0x${size.toString(16)} were mapped` });
+    }
+    return 'ok';
+  }
+
+  private _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
     const i = safe(iova);
     const key = i >= 0 ? i : iova;
     const mapped = this._mapped.get(key);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
-    if (mapped !== size) return 'would-split';
+    if (typeof mapped === 'number' ? mapped !== safe(size) : mapped !== size) return 'would-split';
     let unmapped: bigint | number;
     let expected: bigint | number = size;
     try {
@@ -389,7 +452,7 @@ export class VfioEndpointMapper implements EndpointMapper {
 
   /** Forwarded mappings, as [iova, size] pairs in insertion order (for tests and debugState). */
   forwardedMappings(): Array<[bigint, bigint]> {
-    return [...this._mapped].map(([iova, size]) => [BigInt(iova), size]);
+    return [...this._mapped].map(([iova, size]) => [BigInt(iova), BigInt(size)]);
   }
 
   /** Whether the identity map of bypass mode is installed. */
