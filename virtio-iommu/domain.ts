@@ -24,6 +24,8 @@ export class Domain {
   readonly endpoints: Endpoint[] = [];
   /** granule − 1 of the domain: a MAP's virt_start, virt_end + 1 and phys_start must clear these bits. */
   alignMask = 0n;
+  /** `alignMask` as a number when it is below 2^32 (checked on a request's low words), else −1. */
+  alignMaskLow = 0;
   /** The RESV_MEM regions of every endpoint in the domain (sorted by start; may overlap). */
   reserved: readonly ReservedRegion[] = [];
 

@@ -56,6 +56,12 @@ export interface IommuLimits {
   inputRange: IovaRange;
   /** `inputRange.last + 1`: the exclusive end MAPs are checked against. */
   inputRangeEnd: bigint;
+  /**
+   * `inputRange.start` and `inputRangeEnd` as (rounded) numbers: rounding is monotonic and 2^53 is a
+   * double, so compared with an exact number below 2^53 they give the bigint comparison's answer.
+   */
+  inputRangeStartN: number;
+  inputRangeEndN: number;
   inputRangeOffered: boolean;
   /** The config space's domain_range (inclusive) and whether F_DOMAIN_RANGE is offered. */
   domainRange: { start: number; last: number };
@@ -252,6 +258,7 @@ export class IommuState {
       mask = and !== 0n ? and : biggest;
     }
     domain.alignMask = granuleOf(mask) - 1n;
+    domain.alignMaskLow = domain.alignMask <= 0xffff_ffffn ? Number(domain.alignMask) : -1;
     const reserved: ReservedRegion[] = [];
     for (const ep of domain.endpoints) reserved.push(...ep.mapper.reservedRegions());
     reserved.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));

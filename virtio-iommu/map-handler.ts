@@ -46,7 +46,7 @@ export function handleMap(state: IommuState, req: MapRequest): number {
   // VIRTIO_IOMMU_S_INVAL."
   const known = limits.mmioNegotiated ? RW | VIRTIO_IOMMU_MAP_F_MMIO : RW;
   if ((req.flags & ~known) !== 0) return VIRTIO_IOMMU_S_INVAL;
-  if (limits.inputRangeOffered && (req.small ? req.startN < limits.inputRange.start || req.endN > limits.inputRangeEnd : req.start < limits.inputRange.start || req.end > limits.inputRangeEnd)) {
+  if (limits.inputRangeOffered && (req.small ? req.startN < limits.inputRangeStartN || req.endN > limits.inputRangeEndN : req.start < limits.inputRange.start || req.end > limits.inputRangeEnd)) {
     return VIRTIO_IOMMU_S_RANGE;
   }
   // "If domain does not exist, the device SHOULD reject the request and set status to VIRTIO_IOMMU_S_NOENT."
@@ -86,11 +86,11 @@ function mapSmall(state: IommuState, domain: Domain, req: MapRequest): number {
   const end = req.endN;
   const phys = req.physN;
   if (end <= start) return VIRTIO_IOMMU_S_RANGE;
-  const alignMask = domain.alignMask;
+  const alignLow = domain.alignMaskLow;
   if (state.policy.compat !== 'qemu') {
-    if (alignMask <= LOW_MASK) {
-      if ((req.lowBits & Number(alignMask)) !== 0) return VIRTIO_IOMMU_S_RANGE;
-    } else if (((req.start | req.end | req.phys) & alignMask) !== 0n) {
+    if (alignLow >= 0) {
+      if ((req.lowBits & alignLow) !== 0) return VIRTIO_IOMMU_S_RANGE;
+    } else if (((req.start | req.end | req.phys) & domain.alignMask) !== 0n) {
       return VIRTIO_IOMMU_S_RANGE;
     }
   }

@@ -692,6 +692,8 @@ export class VirtioIommuDevice {
       pageSizeMask: mask,
       inputRange: { start, last },
       inputRangeEnd: last + 1n,
+      inputRangeStartN: Number(start),
+      inputRangeEndN: Number(last + 1n),
       inputRangeOffered: (this._offered & bit(VIRTIO_IOMMU_F_INPUT_RANGE)) !== 0n,
       domainRange: options.domainRange ?? { start: 0, last: 0xffff_ffff },
       domainRangeOffered: (this._offered & bit(VIRTIO_IOMMU_F_DOMAIN_RANGE)) !== 0n,
