@@ -426,9 +426,10 @@ export class VirtioIommuDriver {
    */
   mapNoSync(domain: GuestDomain, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
     if (domain.identity) throw new RangeError('MAP on an identity domain');
-    domain.mappings.set(mappingKey(iova), { iova, gpa, size, flags });
+    const key = mappingKey(iova);
+    domain.mappings.set(key, { iova, gpa, size, flags });
     if (domain.endpoints.size === 0) return;
-    this._queueMap(domain.id!, iova, gpa, size, flags);
+    this._queueMap(domain.id!, iova, gpa, size, flags, typeof key === 'number' ? key : -1);
   }
 
   /**
@@ -441,7 +442,7 @@ export class VirtioIommuDriver {
     if (m === undefined || m.size !== size) throw new RangeError(`no mapping of 0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} (Linux: "Trying to split a mapping?")`);
     domain.mappings.delete(key);
     if (domain.endpoints.size === 0) return;
-    this._queueUnmap(domain.id!, iova, size);
+    this._queueUnmap(domain.id!, iova, size, typeof key === 'number' ? key : -1);
     if (this.mode === 'strict') this.sync();
   }
 
@@ -565,8 +566,9 @@ export class VirtioIommuDriver {
   }
 
   // MAP and UNMAP bytes are rewritten field by field in reused buffers (type and reserved bytes stay).
-  private _queueMap(domainId: number, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
-    const s = safe(iova);
+  /** `iovaN`: `safe(iova)` when the caller has it already (one BigInt conversion fewer), else omitted. */
+  private _queueMap(domainId: number, iova: bigint, gpa: bigint, size: bigint, flags: number, iovaN: number = safe(iova)): void {
+    const s = iovaN;
     const n = safe(size);
     const g = safe(gpa);
     if (LITTLE_ENDIAN && s >= 0 && n >= 1 && g >= 0 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
@@ -589,8 +591,8 @@ export class VirtioIommuDriver {
     this._add(this._mapWords, MAP_READABLE);
   }
 
-  private _queueUnmap(domainId: number, iova: bigint, size: bigint): void {
-    const s = safe(iova);
+  private _queueUnmap(domainId: number, iova: bigint, size: bigint, iovaN: number = safe(iova)): void {
+    const s = iovaN;
     const n = safe(size);
     if (LITTLE_ENDIAN && s >= 0 && n >= 1 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
       const w = this._unmapWords;
@@ -659,11 +661,12 @@ function bit(n: number): bigint {
   return 1n << BigInt(n);
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
 /** The key of `iova` in GuestDomain.mappings. */
 export function mappingKey(iova: bigint): number | bigint {
-  return iova >= 0n && iova <= MAX_SAFE ? Number(iova) : iova;
+  // One conversion, no BigInt comparison: as in safe(), a bigint at or above 2^53 converts to a double
+  // at or above 2^53.
+  const n = Number(iova);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : iova;
 }
 
 /** `v` as a number when it is a non-negative safe integer, else −1. */
