@@ -28,6 +28,11 @@ export class Domain {
   alignMaskLow = 0;
   /** The RESV_MEM regions of every endpoint in the domain (sorted by start; may overlap). */
   reserved: readonly ReservedRegion[] = [];
+  /**
+   * `reserved` as numbers, [start0, last0, start1, last1, …], rounded: rounding is monotonic and 2^53 is
+   * a double, so against exact numbers below 2^53 these comparisons answer as the bigint ones would.
+   */
+  reservedN: readonly number[] = [];
 
   constructor(
     readonly id: number,
@@ -36,7 +41,17 @@ export class Domain {
   ) {}
 
   /** Whether `[start, end)` shares a byte with a RESV_MEM region of an endpoint in the domain. */
-  overlapsReserved(start: bigint | number, end: bigint | number): boolean {
+  /** `overlapsReserved` for exact numbers (below 2^53): no BigInt comparison. */
+  overlapsReservedN(start: number, end: number): boolean {
+    const r = this.reservedN;
+    for (let i = 0; i < r.length; i += 2) {
+      if (r[i]! >= end) return false;
+      if (r[i + 1]! >= start) return true;
+    }
+    return false;
+  }
+
+  overlapsReserved(start: bigint, end: bigint): boolean {
     for (const r of this.reserved) {
       if (r.start >= end) return false;
       if (r.last >= start) return true;

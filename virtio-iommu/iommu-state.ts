@@ -263,6 +263,7 @@ export class IommuState {
     for (const ep of domain.endpoints) reserved.push(...ep.mapper.reservedRegions());
     reserved.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     domain.reserved = reserved;
+    domain.reservedN = reserved.flatMap((r) => [Number(r.start), Number(r.last)]);
   }
 
   /**

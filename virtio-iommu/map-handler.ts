@@ -95,7 +95,7 @@ function mapSmall(state: IommuState, domain: Domain, req: MapRequest): number {
     }
   }
   if (domain.mappings.overlapsN(start, end)) return VIRTIO_IOMMU_S_INVAL;
-  if (domain.overlapsReserved(start, end)) return VIRTIO_IOMMU_S_INVAL;
+  if (domain.overlapsReservedN(start, end)) return VIRTIO_IOMMU_S_INVAL;
   if (domain.mappings.size >= state.policy.maxMappingsPerDomain) return VIRTIO_IOMMU_S_NOMEM;
   const mapping: Mapping = SmallMapping.fits(start, end, phys) ? new SmallMapping(start, end, phys, req.flags) : { start: req.start, end: req.end, size: req.end - req.start, phys: req.phys, flags: req.flags };
   const status = state.mapInDomain(domain, mapping);
