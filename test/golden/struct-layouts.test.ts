@@ -20,12 +20,10 @@ import {
   writeU32,
   writeU64,
   type DecodedOf,
-  type FieldKind,
 } from '../../uapi';
+import { codec, expectLayout, type Layout } from '../helpers/expect-layout';
 
 const exported = uapi as unknown as Record<string, unknown>;
-
-type Layout = readonly [cName: string, size: number, fields: Readonly<Record<string, readonly [FieldKind, number]>>];
 
 /** codec export name → [C name, sizeof, { field: [kind, offset] }] */
 const LAYOUTS: Readonly<Record<string, Layout>> = {
@@ -144,15 +142,6 @@ const MINSZ: Readonly<Record<string, readonly [number, string, string]>> = {
   VFIO_PAMU_MSI_BANK_UNMAP_MINSZ: [16, 'VfioPamuMsiBankUnmap', 'iova'],
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function codec(name: string): StructCodec<any> {
-  const c = exported[name];
-  if (!(c instanceof StructCodec)) throw new Error(`${name} is not an exported StructCodec`);
-  return c;
-}
-
-const WIDTH: Readonly<Record<FieldKind, number>> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
-
 describe('struct layouts (x86-64/arm64)', () => {
   test('every exported StructCodec is pinned here', () => {
     // virtio_* / virtq_* codecs are pinned in virtio-iommu.test.ts.
@@ -163,17 +152,7 @@ describe('struct layouts (x86-64/arm64)', () => {
     expect(codecs).toEqual(Object.keys(LAYOUTS).sort());
   });
 
-  test.each(Object.entries(LAYOUTS))('%s: C name, sizeof and every field offset', (name, [cName, size, fields]) => {
-    const c = codec(name);
-    expect(c.name).toBe(cName);
-    expect(c.size).toBe(size);
-    expect(Object.keys(c.fields)).toEqual(Object.keys(fields));
-    for (const [f, [kind, offset]] of Object.entries(fields)) {
-      expect([f, c.fields[f]]).toEqual([f, { kind, offset }]);
-      expect(c.offsetof(f)).toBe(offset);
-      expect(c.offsetofend(f)).toBe(offset + WIDTH[kind]);
-    }
-  });
+  test.each(Object.entries(LAYOUTS))('%s: C name, sizeof and every field offset', (name, layout) => expectLayout(name, layout));
 
   test.each(Object.entries(MINSZ))('%s === offsetofend of its last required field', (name, [value, codecName, last]) => {
     expect(exported[name]).toBe(value);

@@ -7,7 +7,8 @@
  * split-ring.tex and content.tex (device status bits).
  */
 import * as uapi from '../../uapi';
-import { StructCodec, type FieldKind } from '../../uapi';
+import { StructCodec } from '../../uapi';
+import { codec, expectLayout, type Layout } from '../helpers/expect-layout';
 
 const exported = uapi as unknown as Record<string, unknown>;
 
@@ -87,8 +88,6 @@ const CONSTANTS: Readonly<Record<string, number>> = {
   VIRTQ_USED_ALIGN: 4,
 };
 
-type Layout = readonly [cName: string, size: number, fields: Readonly<Record<string, readonly [FieldKind, number]>>];
-
 const LAYOUTS: Readonly<Record<string, Layout>> = {
   VirtioIommuConfig: [
     'virtio_iommu_config',
@@ -156,15 +155,6 @@ const LAYOUTS: Readonly<Record<string, Layout>> = {
   VirtqUsedElem: ['virtq_used_elem', 8, { id: ['u32', 0], len: ['u32', 4] }],
 };
 
-const WIDTH: Readonly<Record<FieldKind, number>> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function codec(name: string): StructCodec<any> {
-  const c = exported[name];
-  if (!(c instanceof StructCodec)) throw new Error(`${name} is not an exported StructCodec`);
-  return c;
-}
-
 describe('virtio-iommu constants', () => {
   test.each(Object.entries(CONSTANTS))('%s === %d', (name, value) => {
     expect(exported[name]).toBe(value);
@@ -205,16 +195,7 @@ describe('virtio-iommu and virtqueue struct layouts', () => {
     expect(names.sort()).toEqual(Object.keys(LAYOUTS).sort());
   });
 
-  test.each(Object.entries(LAYOUTS))('%s: C name, sizeof and every field offset', (name, [cName, size, fields]) => {
-    const c = codec(name);
-    expect(c.name).toBe(cName);
-    expect(c.size).toBe(size);
-    expect(Object.keys(c.fields)).toEqual(Object.keys(fields));
-    for (const [f, [kind, offset]] of Object.entries(fields)) {
-      expect([f, c.fields[f]]).toEqual([f, { kind, offset }]);
-      expect(c.offsetofend(f)).toBe(offset + WIDTH[kind]);
-    }
-  });
+  test.each(Object.entries(LAYOUTS))('%s: C name, sizeof and every field offset', (name, layout) => expectLayout(name, layout));
 
   test.each([
     // request codec, readable bytes (Linux write_offset = len - 4), reference §2.2 / §7
