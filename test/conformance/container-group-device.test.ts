@@ -20,6 +20,7 @@ import {
   type VfioIommuBackend,
   type VfioIommuBackendInstance,
 } from '../../index';
+import { codeOf } from '../helpers/expect-sys-error';
 
 const A = '0000:06:0d.0';
 const A1 = '0000:06:0d.1';
@@ -41,17 +42,6 @@ const X86_RANGES = [
 /** An x86-vtd machine whose second IOMMU unit is `second` (a VT-d unit with changes). */
 function twoUnitMachine(second: Partial<IommuUnitSpec>): MachineSpec {
   return { ...MACHINE_PRESETS['x86-vtd'], name: 'x86-two-units', iommus: [VTD_UNIT, { ...VTD_UNIT, name: 'intel-vtd-1', ...second } as IommuUnitSpec] };
-}
-
-/** The SysError code a call fails with, or undefined when it succeeds. Other errors propagate. */
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 /** SET_CONTAINER's argument: a pointer to the int fd. */

@@ -11,3 +11,14 @@ export function expectSysError(fn: () => unknown, code: string): void {
   expect(caught).toBeInstanceOf(SysError);
   expect((caught as SysError).code).toBe(code);
 }
+
+/** The SysError code `fn` fails with, or undefined when it succeeds. Other errors propagate. */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof SysError) return err.code;
+    throw err;
+  }
+  return undefined;
+}

@@ -5,20 +5,11 @@
  */
 import { Kernel, SysError } from '../../../index';
 import { PhysMemory } from '../../../kernel-sim/mm/phys-mem';
+import { codeOf } from '../../helpers/expect-sys-error';
 
 function proc() {
   const kernel = new Kernel({ machine: 'x86-vtd', devices: [] });
   return { kernel, p: kernel.spawn() };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('Process.pageBytes', () => {

@@ -4,12 +4,13 @@
  * its hwirq decoding for MSIIR (P4080) and MSIIR1 (T4240), forging, and the bank API the type2 backend
  * uses.
  */
-import { Kernel, MSI_MODULE_NAME, SysError, type MsiModule, type PciDevice } from '../../../index';
+import { Kernel, MSI_MODULE_NAME, type MsiModule, type PciDevice } from '../../../index';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../kernel-sim/iommu/iommu-domain';
 import type { EventFd } from '../../../kernel-sim/fs/eventfd';
 import { isWindowedDomain, type WindowedDomain } from '../../../kernel-sim/iommu/windowed-domain';
 import { P4080_MPIC_MSI, T4240_MPIC_MSI, type MsiControllerSpec } from '../../../kernel-sim/machines';
 import { windowedDoubleMachine } from '../../doubles/windowed-domain-double';
+import { codeOf } from '../../helpers/expect-sys-error';
 
 const A = '0000:01:00.0';
 const B = '0000:01:00.1';
@@ -67,16 +68,6 @@ function teardown(w: World): void {
   w.kernel.group(1).detachDomain(w.domain);
   w.domain.free();
   w.kernel.group(1).releaseDmaOwner(w.kernel.group(1).userOwner!);
-}
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
 }
 
 describe('composing through the windows', () => {

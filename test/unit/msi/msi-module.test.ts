@@ -3,10 +3,11 @@
  * doorbell registration, vector allocation and masking, SW_MSI cookies, the allocation rules of the IRTE
  * table, the x86 vector matrix and the ITS event table, delivery checks, and the invariant checker.
  */
-import { Kernel, MACHINE_PRESETS, MSI_MODULE_NAME, SimBugError, SysError, type MachineSpec, type MsiModule, type PciDevice } from '../../../index';
+import { Kernel, MACHINE_PRESETS, MSI_MODULE_NAME, SimBugError, type MachineSpec, type MsiModule, type PciDevice } from '../../../index';
 import type { EventFd } from '../../../kernel-sim/fs/eventfd';
 import { IOMMU_READ, IOMMU_WRITE, TRANSLATE_NO_PERMISSION } from '../../../kernel-sim/iommu/iommu-domain';
 import { remappableAddress } from '../../../msi/x86-remapping';
+import { codeOf } from '../../helpers/expect-sys-error';
 
 const A = '0000:06:0d.0';
 const B = '0000:06:0e.0';
@@ -44,16 +45,6 @@ function world(machine: MachineSpec | keyof typeof MACHINE_PRESETS = 'x86-vtd'):
       msi.freeVectors(b);
     },
   };
-}
-
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
 }
 
 function dword(value: number): Uint8Array {

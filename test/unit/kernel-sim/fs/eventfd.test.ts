@@ -2,22 +2,13 @@
  * eventfd (fs/eventfd.c) as the simulator models it: the 64-bit counter, non-blocking read and write,
  * EFD_SEMAPHORE, kernel signals, waiters, file references held by kernel code, and leak detection.
  */
-import { Kernel, SysError } from '../../../../index';
+import { Kernel } from '../../../../index';
 import { EVENTFD_ULLONG_MAX, eventfdFileGet, type EventFd } from '../../../../kernel-sim/fs/eventfd';
+import { codeOf } from '../../../helpers/expect-sys-error';
 
 function world(): { kernel: Kernel; proc: ReturnType<Kernel['spawn']> } {
   const kernel = new Kernel({ machine: 'x86-vtd' });
   return { kernel, proc: kernel.spawn() };
-}
-
-function code(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
 }
 
 function eventfdOf(proc: ReturnType<Kernel['spawn']>, fd: number): EventFd {
@@ -28,10 +19,10 @@ describe('read and write', () => {
   test('a new eventfd reads EAGAIN; a write of 5 reads back 5n, then EAGAIN again', () => {
     const { proc } = world();
     const efd = proc.eventfd();
-    expect(code(() => proc.eventfdRead(efd))).toBe('EAGAIN');
+    expect(codeOf(() => proc.eventfdRead(efd))).toBe('EAGAIN');
     proc.eventfdWrite(efd, 5n);
     expect(proc.eventfdRead(efd)).toBe(5n);
-    expect(code(() => proc.eventfdRead(efd))).toBe('EAGAIN');
+    expect(codeOf(() => proc.eventfdRead(efd))).toBe('EAGAIN');
   });
 
   test('initval is the first count', () => {
@@ -41,15 +32,15 @@ describe('read and write', () => {
 
   test('an initval that is not an unsigned int is EINVAL', () => {
     const { proc } = world();
-    expect(code(() => proc.eventfd({ initval: -1 }))).toBe('EINVAL');
-    expect(code(() => proc.eventfd({ initval: 2 ** 32 }))).toBe('EINVAL');
+    expect(codeOf(() => proc.eventfd({ initval: -1 }))).toBe('EINVAL');
+    expect(codeOf(() => proc.eventfd({ initval: 2 ** 32 }))).toBe('EINVAL');
   });
 
   test('EFD_SEMAPHORE: each read returns 1n and decrements', () => {
     const { proc } = world();
     const efd = proc.eventfd({ semaphore: true, initval: 2 });
     expect([proc.eventfdRead(efd), proc.eventfdRead(efd)]).toEqual([1n, 1n]);
-    expect(code(() => proc.eventfdRead(efd))).toBe('EAGAIN');
+    expect(codeOf(() => proc.eventfdRead(efd))).toBe('EAGAIN');
   });
 
   test('the counter holds up to ULLONG_MAX − 1; a write past it would block (EAGAIN), ULLONG_MAX is EINVAL', () => {
@@ -57,8 +48,8 @@ describe('read and write', () => {
     const efd = proc.eventfd();
     proc.eventfdWrite(efd, EVENTFD_ULLONG_MAX - 2n);
     proc.eventfdWrite(efd, 1n);
-    expect(code(() => proc.eventfdWrite(efd, 1n))).toBe('EAGAIN');
-    expect(code(() => proc.eventfdWrite(efd, EVENTFD_ULLONG_MAX))).toBe('EINVAL');
+    expect(codeOf(() => proc.eventfdWrite(efd, 1n))).toBe('EAGAIN');
+    expect(codeOf(() => proc.eventfdWrite(efd, EVENTFD_ULLONG_MAX))).toBe('EINVAL');
     expect(proc.eventfdRead(efd)).toBe(EVENTFD_ULLONG_MAX - 1n);
   });
 
@@ -84,10 +75,10 @@ describe('read and write', () => {
     const { proc } = world();
     const efd = proc.eventfd();
     proc.close(efd);
-    expect(code(() => proc.eventfdRead(efd))).toBe('EBADF');
+    expect(codeOf(() => proc.eventfdRead(efd))).toBe('EBADF');
     const container = proc.open('/dev/vfio/vfio');
-    expect(code(() => proc.eventfdRead(container))).toBe('EINVAL');
-    expect(code(() => proc.eventfdWrite(container, 1n))).toBe('EINVAL');
+    expect(codeOf(() => proc.eventfdRead(container))).toBe('EINVAL');
+    expect(codeOf(() => proc.eventfdWrite(container, 1n))).toBe('EINVAL');
   });
 
   test('errors carry the syscall and the fd', () => {
@@ -104,7 +95,7 @@ describe('read and write', () => {
 
   test('an eventfd has no ioctls (ENOTTY)', () => {
     const { proc } = world();
-    expect(code(() => proc.ioctl(proc.eventfd(), 0x3b64))).toBe('ENOTTY');
+    expect(codeOf(() => proc.ioctl(proc.eventfd(), 0x3b64))).toBe('ENOTTY');
   });
 });
 
@@ -125,8 +116,8 @@ describe('kernel references and lifetime', () => {
 
   test('eventfdFileGet: EBADF for a closed fd, EINVAL for another kind of file', () => {
     const { proc } = world();
-    expect(code(() => eventfdFileGet(proc, 42))).toBe('EBADF');
-    expect(code(() => eventfdFileGet(proc, proc.open('/dev/vfio/vfio')))).toBe('EINVAL');
+    expect(codeOf(() => eventfdFileGet(proc, 42))).toBe('EBADF');
+    expect(codeOf(() => eventfdFileGet(proc, proc.open('/dev/vfio/vfio')))).toBe('EINVAL');
   });
 
   test('a reference kernel code forgets is a leak at shutdown', () => {
@@ -150,7 +141,7 @@ describe('waiters (the wait queue virqfd uses)', () => {
     eventfdOf(proc, efd).signal();
     proc.eventfdWrite(efd, 3n);
     expect(seen).toEqual([1n, 3n]);
-    expect(code(() => proc.eventfdRead(efd))).toBe('EAGAIN');
+    expect(codeOf(() => proc.eventfdRead(efd))).toBe('EAGAIN');
     eventfdOf(proc, efd).removeWaiter(waiter);
   });
 

@@ -2,10 +2,11 @@
  * AddressSpace: mmap placement, demand faulting, munmap splitting, the EFAULT rules of user copies and
  * pinning, pinned runs and batches, pins outliving munmap and exit, and locked_vm accounting.
  */
-import { SimBugError, SysError } from '../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../kernel-sim/errors';
 import { FaultInjector } from '../../../../kernel-sim/fault-injector';
 import { AddressSpace, PIN_BATCH_RUNS, PROT_NONE, PROT_READ, PROT_WRITE } from '../../../../kernel-sim/mm/address-space';
 import { PhysMemory } from '../../../../kernel-sim/mm/phys-mem';
+import { codeOf } from '../../../helpers/expect-sys-error';
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -13,16 +14,6 @@ function world(): { phys: PhysMemory; faults: FaultInjector; mm: AddressSpace } 
   const phys = new PhysMemory();
   const faults = new FaultInjector();
   return { phys, faults, mm: new AddressSpace(phys, faults) };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 /** Pins and records every run handed over, batch by batch. */

@@ -2,8 +2,9 @@
  * PhysMemory: the scattered anonymous zone, naturally aligned contiguous hugetlb folios, reference
  * counts (mappings and pins), reuse of freed frames, and sparse page bytes.
  */
-import { SimBugError, SysError } from '../../../../kernel-sim/errors';
+import { SimBugError } from '../../../../kernel-sim/errors';
 import { ANON_BASE_PFN, HUGE_BASE_PFN, PhysMemory } from '../../../../kernel-sim/mm/phys-mem';
+import { codeOf } from '../../../helpers/expect-sys-error';
 
 const ORDER_2M = 9;
 const ORDER_256M = 16;
@@ -11,16 +12,6 @@ const ORDER_1G = 18;
 
 function allocAnon(phys: PhysMemory, count: number): number[] {
   return Array.from({ length: count }, () => phys.allocAnon());
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SysError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('anonymous zone', () => {
