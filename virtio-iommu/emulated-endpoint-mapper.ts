@@ -20,7 +20,8 @@
  *   - An access may span adjacent mappings (cloud-hypervisor's translate does); every byte is checked
  *     before any is moved, so a faulting access touches nothing.
  */
-import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import { AddrSplitMapper } from './addr-split-mapper';
+import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { MappingTree, SmallMapping } from './mapping-tree';
 import { VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WRITE } from '../uapi/virtio-iommu';
 
@@ -51,7 +52,7 @@ export type TranslationFault = 'unmapped' | 'permission' | 'reserved';
 export type Translation = { readonly segments: TranslatedSegment[] } | { readonly fault: TranslationFault; readonly iova: bigint };
 
 /** The device's own translation for one emulated endpoint. */
-export class EmulatedEndpointMapper implements EndpointMapper {
+export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointMapper {
   readonly kind = 'emulated' as const;
   private readonly _table = new MappingTree();
   private readonly _pageSizeMask: bigint;
@@ -61,6 +62,7 @@ export class EmulatedEndpointMapper implements EndpointMapper {
 
   /** @throws RangeError for a zero page size mask or an empty input range */
   constructor(config: EmulatedEndpointConfig = {}) {
+    super();
     this._pageSizeMask = BigInt.asUintN(64, config.pageSizeMask ?? DEFAULT_EMULATED_PAGE_SIZE_MASK);
     if (this._pageSizeMask === 0n) throw new RangeError('an emulated endpoint needs a non-zero page size mask');
     this._inputRange = config.inputRange ?? { start: 0n, last: U64_LAST };
@@ -80,21 +82,11 @@ export class EmulatedEndpointMapper implements EndpointMapper {
     return this._reserved;
   }
 
-  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome {
-    if (typeof iova === 'number' && typeof gpa === 'number' && typeof size === 'number') return this._mapSmall(iova, gpa, size, flags);
-    return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
-  }
-
-  unmap(iova: Addr, size: Addr): UnmapOutcome {
-    if (typeof iova === 'number' && typeof size === 'number') return this._unmapSmall(iova, size);
-    return this._unmapBig(BigInt(iova), BigInt(size));
-  }
-
-  private _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
+  protected override _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
     return this._table.tryInsert({ start: iova, end: iova + size, size, phys: gpa, flags }) ? 'ok' : 'overlap';
   }
 
-  private _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
+  protected override _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
     // Exactly one mapping (what the device asks for): the only one the range can cover.
     if (this._table.removeExact(iova, size)) return 'ok';
     const span = this._table.covered(iova, iova + size);
@@ -104,11 +96,11 @@ export class EmulatedEndpointMapper implements EndpointMapper {
   }
 
   /** `map` on exact numbers: no BigInt. */
-  private _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
+  protected override _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
     return this._table.tryInsertSmall(new SmallMapping(iova, iova + size, gpa, flags)) ? 'ok' : 'overlap';
   }
 
-  private _unmapSmall(iova: number, size: number): UnmapOutcome {
+  protected override _unmapSmall(iova: number, size: number): UnmapOutcome {
     if (this._table.removeExactN(iova, size)) return 'ok';
     const span = this._table.coveredN(iova, iova + size);
     if (span === 'would-split') return 'would-split';

@@ -71,7 +71,8 @@ import { VIRTIO_IOMMU_MAP_F_MMIO, VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WR
 import { VfioContainer } from '../userspace/vfio-container';
 import type { IommuInfo } from '../userspace/vfio-container';
 import { VfioGroup } from '../userspace/vfio-group';
-import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import { AddrSplitMapper } from './addr-split-mapper';
+import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { hostReservedRegions } from './host-reserved-regions';
 
 const TWO_32 = 2 ** 32;
@@ -153,7 +154,7 @@ export function platformMsiWindows(vmm: Process, bdf: string): IovaRange[] {
 }
 
 /** One assigned device's private VFIO container. */
-export class VfioEndpointMapper implements EndpointMapper {
+export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMapper {
   readonly kind = 'vfio' as const;
   readonly bdf: string;
   readonly group: VfioGroup;
@@ -188,6 +189,7 @@ export class VfioEndpointMapper implements EndpointMapper {
    *   ENODEV: no IOMMU type fits)
    */
   constructor(config: VfioEndpointConfig) {
+    super();
     const { vmm, bdf } = config;
     this.bdf = bdf;
     this._guestRam = config.guestRam;
@@ -241,17 +243,7 @@ export class VfioEndpointMapper implements EndpointMapper {
     return this._info.iovaRanges;
   }
 
-  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome {
-    if (typeof iova === 'number' && typeof gpa === 'number' && typeof size === 'number') return this._mapSmall(iova, gpa, size, flags);
-    return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
-  }
-
-  unmap(iova: Addr, size: Addr): UnmapOutcome {
-    if (typeof iova === 'number' && typeof size === 'number') return this._unmapSmall(iova, size);
-    return this._unmapBig(BigInt(iova), BigInt(size));
-  }
-
-  private _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
+  protected override _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
     const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
     // QEMU virtio_iommu_notify_map: MMIO and permission-less mappings stay in the device's tree only.
@@ -284,7 +276,7 @@ export class VfioEndpointMapper implements EndpointMapper {
   }
 
   /** `map` on exact numbers (the MAP_DMA argument written without BigInt). */
-  private _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
+  protected override _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
     if (this._hvaNum < 0 || this._ramNum < 0) return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
     const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
@@ -310,7 +302,7 @@ export class VfioEndpointMapper implements EndpointMapper {
   }
 
   /** `unmap` on exact numbers. */
-  private _unmapSmall(iova: number, size: number): UnmapOutcome {
+  protected override _unmapSmall(iova: number, size: number): UnmapOutcome {
     const mapped = this._mapped.get(iova);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
     // An exact size is stored as a number, so a bigint here is a different size.
@@ -336,7 +328,7 @@ export class VfioEndpointMapper implements EndpointMapper {
     return 'ok';
   }
 
-  private _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
+  protected override _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
     const i = safe(iova);
     const key = i >= 0 ? i : iova;
     const mapped = this._mapped.get(key);
