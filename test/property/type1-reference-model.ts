@@ -144,18 +144,50 @@ interface ModelMapping {
   vaddrInvalid: boolean;
 }
 
-const ok = (extra: { size?: bigint; byte?: number } = {}): Outcome => ({ ok: true, ...extra });
-const fail = (errno: uapi.ErrnoCode): Outcome => ({ ok: false, errno });
+export const ok = (extra: { size?: bigint; byte?: number } = {}): Outcome => ({ ok: true, ...extra });
+export const fail = (errno: uapi.ErrnoCode): Outcome => ({ ok: false, errno });
+
+/**
+ * What both reference models share: the process memory the device reaches as one byte array, and the
+ * commands that follow from each model's own translation and unmap (DMA, UNMAP_ALL, CPU reads).
+ */
+export abstract class ByteMemoryModel {
+  constructor(protected readonly _memory: Uint8Array) {}
+
+  abstract unmap(req: UnmapRequest): Outcome;
+
+  /** The offset into the memory a device access reaches, or its fault. */
+  protected abstract _translate(iova: bigint, access: 'read' | 'write'): number | Outcome;
+
+  unmapAll(extraFlags: number): Outcome {
+    return this.unmap({ iova: 0n, size: 0n, flags: UNMAP_ALL | extraFlags });
+  }
+
+  dmaRead(iova: bigint): Outcome {
+    const at = this._translate(iova, 'read');
+    return typeof at === 'number' ? ok({ byte: this._memory[at]! }) : at;
+  }
+
+  dmaWrite(iova: bigint, byte: number): Outcome {
+    const at = this._translate(iova, 'write');
+    if (typeof at !== 'number') return at;
+    this._memory[at] = byte;
+    return ok();
+  }
+
+  cpuReadAll(): Uint8Array {
+    return this._memory.slice();
+  }
+}
 
 /** The reference model of one type1 container with one device. */
-export class Type1Model implements ReferenceModel {
+export class Type1Model extends ByteMemoryModel implements ReferenceModel {
   /** Sorted by iova, never overlapping. */
   private readonly _mappings: ModelMapping[] = [];
-  /** The process buffer as the CPU sees it (fresh anonymous memory reads as zero). */
-  private readonly _memory: Uint8Array;
 
   constructor(private readonly _config: Type1ModelConfig) {
-    this._memory = new Uint8Array(_config.bufferSize);
+    // The process buffer as the CPU sees it (fresh anonymous memory reads as zero).
+    super(new Uint8Array(_config.bufferSize));
   }
 
   mappings(): readonly { readonly iova: bigint; readonly size: bigint; readonly vaddrInvalid: boolean }[] {
@@ -239,28 +271,8 @@ export class Type1Model implements ReferenceModel {
     return ok({ size: total });
   }
 
-  unmapAll(extraFlags: number): Outcome {
-    return this.unmap({ iova: 0n, size: 0n, flags: UNMAP_ALL | extraFlags });
-  }
-
-  dmaRead(iova: bigint): Outcome {
-    const at = this._translate(iova, 'read');
-    return typeof at === 'number' ? ok({ byte: this._memory[at]! }) : at;
-  }
-
-  dmaWrite(iova: bigint, byte: number): Outcome {
-    const at = this._translate(iova, 'write');
-    if (typeof at !== 'number') return at;
-    this._memory[at] = byte;
-    return ok();
-  }
-
   cpuWrite(offset: number, bytes: Uint8Array): void {
     this._memory.set(bytes, offset);
-  }
-
-  cpuReadAll(): Uint8Array {
-    return this._memory.slice();
   }
 
   accounting(): Accounting {
@@ -269,7 +281,7 @@ export class Type1Model implements ReferenceModel {
   }
 
   /** The buffer offset a device access reaches, or its fault. */
-  private _translate(iova: bigint, access: 'read' | 'write'): number | Outcome {
+  protected override _translate(iova: bigint, access: 'read' | 'write'): number | Outcome {
     const m = this._containing(iova);
     if (m === undefined) return { ok: false, fault: 'unmapped' };
     if (!(access === 'read' ? m.read : m.write)) return { ok: false, fault: 'permission' };

@@ -35,18 +35,20 @@
  * - Accounting: every mapped page is pinned once and charged once to locked_vm.
  */
 import {
+  ByteMemoryModel,
   MAP_READ,
   MAP_WRITE,
   PAGE,
   U64_MAX,
   UNMAP_ALL,
+  fail,
+  ok,
   type Accounting,
   type MapRequest,
   type Outcome,
   type ReferenceModel,
   type UnmapRequest,
 } from './type1-reference-model';
-import type { uapi } from '../../index';
 
 /** One region of process memory the model knows: where it is, and the frame behind each page. */
 export interface MemoryRegion {
@@ -96,23 +98,20 @@ interface ModelMapping extends WindowedMapping {
   readonly windowPfns: readonly number[];
 }
 
-const ok = (extra: { size?: bigint; byte?: number } = {}): Outcome => ({ ok: true, ...extra });
-const fail = (errno: uapi.ErrnoCode): Outcome => ({ ok: false, errno });
 const fault = (reason: 'blocked' | 'unmapped' | 'permission'): Outcome => ({ ok: false, fault: reason });
 const isPowerOfTwo = (n: bigint): boolean => n > 0n && (n & (n - 1n)) === 0n;
 
 /** The reference model of one windowed container; see the file header. */
-export class Type2Model implements ReferenceModel {
+export class Type2Model extends ByteMemoryModel implements ReferenceModel {
   /** Why the last MAP failed or succeeded, finer than its errno (for the test's coverage guard). */
   lastMapReason = '';
 
   private readonly _mappings: ModelMapping[] = [];
-  /** The process memory, region after region, as the CPU sees it. */
-  private readonly _memory: Uint8Array;
   private _liodnDisabled = false;
 
   constructor(private readonly _config: Type2ModelConfig) {
-    this._memory = new Uint8Array(_config.regions.reduce((n, r) => n + r.pfns.length, 0) * Number(PAGE));
+    // The process memory, region after region, as the CPU sees it.
+    super(new Uint8Array(_config.regions.reduce((n, r) => n + r.pfns.length, 0) * Number(PAGE)));
   }
 
   private get _apertureEnd(): bigint {
@@ -221,22 +220,6 @@ export class Type2Model implements ReferenceModel {
     return ok({ size: victims.reduce((sum, m) => sum + m.size, 0n) });
   }
 
-  unmapAll(extraFlags: number): Outcome {
-    return this.unmap({ iova: 0n, size: 0n, flags: UNMAP_ALL | extraFlags });
-  }
-
-  dmaRead(iova: bigint): Outcome {
-    const at = this._translate(iova, 'read');
-    return typeof at === 'number' ? ok({ byte: this._memory[at]! }) : at;
-  }
-
-  dmaWrite(iova: bigint, byte: number): Outcome {
-    const at = this._translate(iova, 'write');
-    if (typeof at !== 'number') return at;
-    this._memory[at] = byte;
-    return ok();
-  }
-
   /** The PAMU re-enables the LIODN (what DOMAIN_ATTR_FSL_PAMU_ENABLE does for each attached LIODN). */
   reenable(): void {
     this._liodnDisabled = false;
@@ -250,17 +233,13 @@ export class Type2Model implements ReferenceModel {
   }
 
   /** Every region's bytes, region after region. */
-  cpuReadAll(): Uint8Array {
-    return this._memory.slice();
-  }
-
   accounting(): Accounting {
     const pages = Number(this._mappings.reduce((sum, m) => sum + m.size, 0n) / PAGE);
     return { pinnedPages: pages, lockedVm: pages };
   }
 
   /** The memory index a device access reaches, or its fault; a fault disables the LIODN. */
-  private _translate(iova: bigint, access: 'read' | 'write'): number | Outcome {
+  protected override _translate(iova: bigint, access: 'read' | 'write'): number | Outcome {
     const refuse = (reason: 'blocked' | 'unmapped' | 'permission'): Outcome => {
       this._liodnDisabled = true;
       return fault(reason);
