@@ -99,18 +99,20 @@ export interface VirtqueueDriverOptions {
 }
 
 /** Malformed chains the driver can craft for device tests (see addMalformed). */
-export type MalformedKind =
-  | 'loop'
-  | 'out-of-range'
-  | 'readable-after-writable'
-  | 'oversized'
-  | 'nested-indirect'
-  | 'indirect-with-next'
-  | 'indirect-bad-length'
-  | 'indirect-out-of-range'
-  | 'head-out-of-range'
-  | 'next-out-of-range'
-  | 'writable-over-descriptors';
+export const MALFORMED_KINDS = [
+  'loop',
+  'out-of-range',
+  'readable-after-writable',
+  'oversized',
+  'nested-indirect',
+  'indirect-with-next',
+  'indirect-bad-length',
+  'indirect-out-of-range',
+  'head-out-of-range',
+  'next-out-of-range',
+  'writable-over-descriptors',
+] as const;
+export type MalformedKind = (typeof MALFORMED_KINDS)[number];
 
 /** A descriptor of a chain given to addRaw: `next` indexes the chain's list, `nextRaw` is written verbatim. */
 export interface ChainDescriptor {

@@ -7,7 +7,7 @@
  */
 import { uapi } from '../../index';
 import { Guest, S, U64_MAX, attachReq, bit, detachReq, mapReq, probeReq, replyOf, unmapReq, type RequestBytes } from '../helpers/virtio-iommu-guest';
-import type { AddOptions, MalformedKind } from '../../virtio-iommu/virtqueue-driver';
+import { MALFORMED_KINDS, type AddOptions } from '../../virtio-iommu/virtqueue-driver';
 
 const NEEDS_RESET = uapi.VIRTIO_CONFIG_S_NEEDS_RESET;
 const F_NEXT = uapi.VIRTQ_DESC_F_NEXT;
@@ -81,21 +81,7 @@ describe('arbitrary descriptor layouts give the same replies', () => {
 });
 
 describe('malformed chains complete with used length 0 and the device carries on', () => {
-  const KINDS: MalformedKind[] = [
-    'loop',
-    'out-of-range',
-    'readable-after-writable',
-    'oversized',
-    'nested-indirect',
-    'indirect-with-next',
-    'indirect-bad-length',
-    'indirect-out-of-range',
-    'head-out-of-range',
-    'next-out-of-range',
-    'writable-over-descriptors',
-  ];
-
-  test.each(KINDS)('%s', (kind) => {
+  test.each(MALFORMED_KINDS)('%s', (kind) => {
     const g = guest();
     const bad = g.requestq.addMalformed(kind);
     g.requestq.add([

@@ -5,7 +5,7 @@
  */
 import { SimBugError, uapi } from '../../../index';
 import { SplitVirtqueue, type DescriptorChain, type PopResult } from '../../../virtio-iommu/split-virtqueue';
-import { VirtqueueDriver, type MalformedKind } from '../../../virtio-iommu/virtqueue-driver';
+import { MALFORMED_KINDS, VirtqueueDriver, type MalformedKind } from '../../../virtio-iommu/virtqueue-driver';
 import { snapshot, virtqueueWorld } from '../../helpers/virtqueue-world';
 
 const { VIRTQ_DESC_F_NEXT: NEXT, VIRTQ_DESC_F_WRITE: WRITE, VIRTQ_DESC_F_INDIRECT: INDIRECT } = uapi;
@@ -229,19 +229,7 @@ describe('raw and malformed chains', () => {
     expect(() => w.drv.addRaw([{ addr: 0, len: 0, flags: NEXT, next: 5 }])).toThrow(RangeError);
   });
 
-  test.each<MalformedKind>([
-    'loop',
-    'out-of-range',
-    'readable-after-writable',
-    'oversized',
-    'nested-indirect',
-    'indirect-with-next',
-    'indirect-bad-length',
-    'indirect-out-of-range',
-    'head-out-of-range',
-    'next-out-of-range',
-    'writable-over-descriptors',
-  ])('%s: completed with length 0 by the device, reaping gives every descriptor and byte back', (kind) => {
+  test.each<MalformedKind>(MALFORMED_KINDS)('%s: completed with length 0 by the device, reaping gives every descriptor and byte back', (kind) => {
     const w = virtqueueWorld({ size: 8, indirect: true, dataBytes: 512 });
     const head = w.drv.addMalformed(kind);
     const r = w.dev.pop();
