@@ -398,6 +398,20 @@ describe('UNMAP_DMA with GET_DIRTY_BITMAP', () => {
     expect(isMapped(w, A[0])).toBe(true);
   });
 
+  test('a bitmap that runs into unmapped memory is EFAULT before anything is unmapped or written', () => {
+    const { w } = dirtyWorld();
+    // Byte 0 of the bitmap is the last byte of a writable page, byte 1 the first of an unmapped one.
+    const twoPages = w.mmap(2n * PAGE);
+    w.proc.munmap(twoPages + PAGE, PAGE);
+    const data = twoPages + PAGE - 1n;
+    const before = w.state();
+    // From 0xfe000: A's bits are 2–5 (byte 0), B's bits 8–9 (byte 1, unreachable).
+    expect(w.unmapRaw(unmapWithBitmap({ iova: 0xfe000n, size: 0x10000n }, { data }))).toEqual({ code: 'EFAULT' });
+    expect(w.state()).toEqual(before);
+    expect([isMapped(w, A[0]), isMapped(w, B[0])]).toEqual([true, true]);
+    expect(w.proc.readMemory(data, 1)).toEqual(new Uint8Array([0]));
+  });
+
   test('with tracking off it is EINVAL and nothing is unmapped', () => {
     const { w, bitmap } = dirtyWorld(false);
     const before = w.state();

@@ -38,12 +38,30 @@ export function bitmapSizeOk(pages: bigint, bitmapBytes: bigint): boolean {
  * @throws SysError EFAULT when the bitmap memory is not writable
  */
 export function setUserBits(caller: Process, bitmap: UserBitmap, first: number, count: number): void {
-  if (count === 0) return;
+  setUserBitRuns(caller, bitmap, [[first, count]]);
+}
+
+/**
+ * Sets every run `[first, count]` of bits (ascending, disjoint) in the caller's bitmap with one read and
+ * one write of the bytes they span, after checking that all of those bytes are in the bitmap and
+ * writable: on EFAULT no bit has been written, so a caller can fail before it changes anything.
+ * @throws SysError EFAULT when the bitmap is too small or its memory is not writable
+ */
+export function setUserBitRuns(caller: Process, bitmap: UserBitmap, runs: readonly (readonly [first: number, count: number])[]): void {
+  const used = runs.filter(([, count]) => count > 0);
+  if (used.length === 0) return;
+  const [first] = used[0]!;
+  const [lastFirst, lastCount] = used[used.length - 1]!;
   const firstByte = Math.floor(first / 8);
-  const lastByte = Math.floor((first + count - 1) / 8);
-  const at = bitmap.data + BigInt(firstByte);
+  const lastByte = Math.floor((lastFirst + lastCount - 1) / 8);
   if (BigInt(lastByte) >= bitmap.size) throw sysError('EFAULT', 'dirty bitmap is too small');
+  const at = bitmap.data + BigInt(firstByte);
+  // Fault in and check every page of the span for write access before the write, which would otherwise
+  // stop at the first bad page with the bytes before it already written.
+  for (let page = at & ~0xfffn; page <= at + BigInt(lastByte - firstByte); page += 0x1000n) caller.pageBytes(page, true);
   const bytes = caller.readMemory(at, lastByte - firstByte + 1);
-  for (let bit = first; bit < first + count; bit++) bytes[Math.floor(bit / 8) - firstByte]! |= 1 << (bit % 8);
+  for (const [runFirst, count] of used) {
+    for (let bit = runFirst; bit < runFirst + count; bit++) bytes[Math.floor(bit / 8) - firstByte]! |= 1 << (bit % 8);
+  }
   caller.writeMemory(at, bytes);
 }

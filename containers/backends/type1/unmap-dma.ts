@@ -26,7 +26,7 @@ import { copyIn, readU64Pages, type U64Pages } from '../../user-arg';
 import { assertNoSplit, unmapRange, writeUnmappedSize } from '../common/dma-unmap-range';
 import { readU32, readU64 } from '../../../uapi/codec';
 import { smallestPageShift } from '../common/iova-ranges';
-import { bitmapAccessOk, bitmapSizeOk, setUserBits, type UserBitmap } from './dirty-bitmap';
+import { bitmapAccessOk, bitmapSizeOk, setUserBitRuns, type UserBitmap } from './dirty-bitmap';
 import type { Type1Dma, Type1Iommu } from './type1-iommu';
 
 const KNOWN_FLAGS = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_VADDR;
@@ -73,6 +73,7 @@ function doUnmap(iommu: Type1Iommu, flags: number, bitmap: UserBitmap | undefine
   // Type1v2 never splits a mapping: both ends of the request must fall on mapping boundaries.
   if (iommu.v2 && (flags & VFIO_DMA_UNMAP_FLAG_ALL) === 0) assertNoSplit(iommu.dmas, start, end);
   const marked: Type1Dma[] = [];
+  const victims: Type1Dma[] = [];
   let unmapped = 0;
   for (const dma of iommu.dmas.overlapping(start, end - start)) {
     // Type1 v1 stops at a mapping that begins below the request, and leaves everything after it.
@@ -86,12 +87,14 @@ function doUnmap(iommu: Type1Iommu, flags: number, bitmap: UserBitmap | undefine
       dma.vaddrInvalid = true;
       iommu.vaddrInvalidCount++;
       marked.push(dma);
-      unmapped += dma.pageCount;
-      continue;
+    } else {
+      victims.push(dma);
     }
-    if (bitmap !== undefined) setUserBits(caller, bitmap, (dma.iovaPfn - start) / min, dma.pageCount / min);
     unmapped += dma.pageCount;
-    iommu.removeDma(dma);
   }
+  // vfio_dma_do_unmap writes each mapping's bits just before removing it and breaks out on a fault,
+  // with the earlier mappings already gone. Writing all bits first makes an EFAULT change nothing.
+  if (bitmap !== undefined) setUserBitRuns(caller, bitmap, victims.map((dma) => [(dma.iovaPfn - start) / min, dma.pageCount / min] as const));
+  for (const dma of victims) iommu.removeDma(dma);
   return unmapped;
 }
