@@ -79,7 +79,8 @@ export interface EndpointMapper {
   /**
    * Enters or leaves bypass: every access is translated by the identity function (spec §Device
    * operations, "bypass mode"). Only called while the mapper holds no domain mapping.
-   * @throws SysError when the identity map cannot be built (nothing was changed), or when leaving
+   * @throws SysError when the identity map cannot be built (nothing was changed, unless undoing the
+   *   part already built failed too: that part is then still held, and `clear()` removes it), or when leaving
    *   bypass fails part-way (the ranges already removed are gone; the mapper stays in bypass while any
    *   remains, and the device quarantines the endpoint)
    */

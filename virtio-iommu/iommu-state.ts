@@ -290,7 +290,13 @@ export class IommuState {
    */
   private _build(ep: Endpoint, t: EndpointTranslation): StepResult {
     if (t === 'blocked') return DONE;
-    if (t === 'bypass') return this._step(this._call(() => ep.mapper.setBypass(true)));
+    if (t === 'bypass') {
+      const status = this._call(() => ep.mapper.setBypass(true));
+      // The mapper was empty; a failed setBypass(true) whose own undo failed may still hold part of the
+      // identity map, which clear() drops so the mapper is empty again, as a failed step promises.
+      if (status !== OK) ep.mapper.clear();
+      return this._step(status);
+    }
     let i = 0;
     for (const m of t.mappings) {
       const status = this._mapOne(ep, m);

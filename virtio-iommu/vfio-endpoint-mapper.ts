@@ -398,7 +398,15 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
         done.push([start, end - start]);
       }
     } catch (err) {
-      for (const [iova, size] of done) this.container.unmapDma(iova, size);
+      // Undo with the leave-bypass walk: if one of its unmaps fails too, the ranges still mapped stay in
+      // `_identity` (and `isBypass` true) for clear(), instead of pinned and forgotten.
+      this._identity = done;
+      this._bypass = true;
+      try {
+        this.setBypass(false);
+      } catch (undoErr) {
+        if (!(undoErr instanceof SysError)) throw undoErr;
+      }
       throw err;
     }
     this._identity = done;

@@ -66,7 +66,7 @@ describe('quarantine during ATTACH', () => {
   });
 });
 
-describe('leaving bypass when an identity unmap fails', () => {
+describe('entering and leaving bypass when an identity unmap fails', () => {
   // x86-vtd with a reserved hole at 8 MiB: the bypass identity map of 16 MiB of guest RAM is two ranges.
   const vtd = MACHINE_PRESETS['x86-vtd'];
   const holed: MachineSpec = {
@@ -96,6 +96,32 @@ describe('leaving bypass when an identity unmap fails', () => {
     expect(() => g.kernel.device(A).dmaRead(0x90_0000n, 4)).toThrow(DmaFault);
     expect(g.kernel.device(A).dmaRead(0x1000n, 4)).toHaveLength(4);
     mapper.setBypass(false);
+    expect(mapper.isBypass).toBe(false);
+    expect(unmapAllBytes(g, EP_A)).toBe(0n);
+  });
+
+  test('setBypass(true) whose build and undo both fail keeps what is still mapped listed, and clear() removes it', () => {
+    const g = vfioGuest(oneA, { machine: holed, options: { bootBypass: false } });
+    const mapper = mapperOf(g, EP_A);
+    expect(mapper.isBypass).toBe(false);
+    // The first range (8 MiB, 2048 pages) maps; the second fails to pin; the undo's unmap fails.
+    g.kernel.faultInjector.failPinAfter(2048);
+    failUnmapNumber(mapper, 1);
+    expect(() => mapper.setBypass(true)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(mapper.isBypass).toBe(true);
+    expect(g.kernel.device(A).dmaRead(0x1000n, 4)).toHaveLength(4);
+    mapper.clear();
+    expect(mapper.isBypass).toBe(false);
+    expect(unmapAllBytes(g, EP_A)).toBe(0n);
+  });
+
+  test('a bypass write whose identity build and undo both fail leaves the endpoint blocked with an empty container', () => {
+    const g = vfioGuest(oneA, { machine: holed, options: { bootBypass: false } });
+    const mapper = mapperOf(g, EP_A);
+    g.kernel.faultInjector.failPinAfter(2048);
+    failUnmapNumber(mapper, 1);
+    g.device.writeConfig(uapi.VirtioIommuConfig.offsetof('bypass'), new Uint8Array([1]));
+    expect(g.device.debugState().endpoints).toEqual([{ id: EP_A, kind: 'vfio', domain: undefined, translation: 'blocked' }]);
     expect(mapper.isBypass).toBe(false);
     expect(unmapAllBytes(g, EP_A)).toBe(0n);
   });
