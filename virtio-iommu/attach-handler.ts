@@ -55,7 +55,7 @@ export function handleAttach(state: IommuState, req: AttachRequest): number {
   const endpoint = state.endpoints.get(req.endpoint);
   if (endpoint === undefined) return VIRTIO_IOMMU_S_NOENT;
   const bypass = (req.flags & VIRTIO_IOMMU_ATTACH_F_BYPASS) !== 0;
-  const existing = state.domains.get(req.domain);
+  const existing = state.domain(req.domain);
   // "If the domain already exists and the VIRTIO_IOMMU_ATTACH_F_BYPASS flag is not consistent with that
   // domain, the device SHOULD reject the request and set status to VIRTIO_IOMMU_S_INVAL."
   if (existing !== undefined && existing.bypass !== bypass) return VIRTIO_IOMMU_S_INVAL;

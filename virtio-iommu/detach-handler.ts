@@ -23,7 +23,7 @@ export function handleDetach(state: IommuState, req: DetachRequest): number {
   if (state.policy.compat === 'qemu' && !endpoint.everAttached) return VIRTIO_IOMMU_S_NOENT;
   // "If the domain identified by domain doesn't exist, or if the endpoint identified by endpoint isn't
   // attached to this domain, then the device MAY set the request status to VIRTIO_IOMMU_S_INVAL."
-  const domain = state.domains.get(req.domain);
+  const domain = state.domain(req.domain);
   if (domain === undefined || endpoint.domain !== domain) return VIRTIO_IOMMU_S_INVAL;
   return state.move(endpoint, undefined);
 }

@@ -289,7 +289,7 @@ export class GuestMemory {
   private _check(gpa: number, length: number): void {
     // Negated so that NaN fails; fractional GPAs are caught by isInteger.
     if (!(gpa >= 0 && length >= 0 && gpa + length <= this.size && Number.isInteger(gpa) && Number.isInteger(length))) {
-      throw new RangeError(`guest access [${gpa}, +${length}) is outside guest RAM of ${this.size} bytes`);
+      throw outsideGuestRam(gpa, length, this.size);
     }
   }
 
@@ -336,8 +336,23 @@ export class GuestMemory {
   }
 }
 
+/**
+ * The error of an access outside guest RAM. Built in a function, not in a template literal at the
+ * check: TurboFan keeps a literal's number-to-string conversions alive for the deoptimisation of the
+ * never-taken throw, merges the identical ones of neighbouring inlined checks, and so hoists them into
+ * the hot path (one NumberToString per descriptor in the virtqueue walk).
+ */
+function outsideGuestRam(gpa: number, length: number, size: number): RangeError {
+  return new RangeError(`guest access [${gpa}, +${length}) is outside guest RAM of ${size} bytes`);
+}
+
+/** checkBuffer's error, built out of line (see outsideGuestRam). */
+function doesNotFit(buf: Uint8Array, offset: number, length: number): RangeError {
+  return new RangeError(`${length} bytes at offset ${offset} do not fit a ${buf.length}-byte buffer`);
+}
+
 function checkBuffer(buf: Uint8Array, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > buf.length) {
-    throw new RangeError(`${length} bytes at offset ${offset} do not fit a ${buf.length}-byte buffer`);
+    throw doesNotFit(buf, offset, length);
   }
 }

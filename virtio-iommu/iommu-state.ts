@@ -79,7 +79,9 @@ export interface IommuLimits {
 /** Domains, endpoints, and the primitives that keep mappers in step with them. */
 export class IommuState {
   readonly endpoints = new Map<number, Endpoint>();
-  readonly domains = new Map<number, Domain>();
+  private readonly _domains = new Map<number, Domain>();
+  /** The domain `domain(id)` found last (a guest sends runs of requests to one domain), or undefined. */
+  private _lastDomain: Domain | undefined = undefined;
   private _unattachedBypass: boolean;
 
   constructor(
@@ -90,6 +92,20 @@ export class IommuState {
     private readonly _onBroken: (reason: string) => void,
   ) {
     this._unattachedBypass = unattachedBypass;
+  }
+
+  /** Every domain that exists, by ID. */
+  get domains(): ReadonlyMap<number, Domain> {
+    return this._domains;
+  }
+
+  /** The domain with ID `id`, if it exists: every request's lookup, so the last one found is kept. */
+  domain(id: number): Domain | undefined {
+    const last = this._lastDomain;
+    if (last !== undefined && last.id === id) return last;
+    const found = this._domains.get(id);
+    if (found !== undefined) this._lastDomain = found;
+    return found;
   }
 
   /** Whether endpoints attached to no domain are in bypass mode (spec §Device operations). */
@@ -146,7 +162,8 @@ export class IommuState {
       ep.domain = undefined;
       ep.everAttached = false;
     }
-    this.domains.clear();
+    this._domains.clear();
+    this._lastDomain = undefined;
     for (const ep of this.endpoints.values()) {
       if (this._unattachedBypass && this._build(ep, 'bypass').status !== OK) this._quarantine(ep, `endpoint ${ep.id} could not enter bypass after reset`);
       else if (this._unattachedBypass) ep.translation = 'bypass';
@@ -225,7 +242,8 @@ export class IommuState {
 
   private _join(endpoint: Endpoint, domain: Domain): void {
     domain.endpoints.push(endpoint);
-    this.domains.set(domain.id, domain);
+    this._domains.set(domain.id, domain);
+    this._lastDomain = undefined;
     endpoint.domain = domain;
     endpoint.everAttached = true;
     this._refresh(domain);
@@ -238,7 +256,8 @@ export class IommuState {
     endpoint.domain = undefined;
     // "After all endpoints have been successfully detached from a domain, it ceases to exist."
     if (domain.endpoints.length === 0) {
-      if (this.domains.get(domain.id) === domain) this.domains.delete(domain.id);
+      if (this._domains.get(domain.id) === domain) this._domains.delete(domain.id);
+      if (this._lastDomain === domain) this._lastDomain = undefined;
     } else {
       this._refresh(domain);
     }

@@ -50,7 +50,7 @@ export function handleMap(state: IommuState, req: MapRequest): number {
     return VIRTIO_IOMMU_S_RANGE;
   }
   // "If domain does not exist, the device SHOULD reject the request and set status to VIRTIO_IOMMU_S_NOENT."
-  const domain = state.domains.get(req.domain);
+  const domain = state.domain(req.domain);
   if (domain === undefined) return VIRTIO_IOMMU_S_NOENT;
   // "If the domain is a bypass domain, the device SHOULD reject the request and set status to
   // VIRTIO_IOMMU_S_INVAL."

@@ -85,6 +85,11 @@ export interface CoveredSpan {
   readonly count: number;
 }
 
+/** `at`'s error, built out of line (see guest-memory.ts `outsideGuestRam`). */
+function noMappingAt(index: number): RangeError {
+  return new RangeError(`no mapping at index ${index}`);
+}
+
 /** A sorted set of disjoint mappings. */
 export class MappingTree {
   private _items: Mapping[] = [];
@@ -103,7 +108,7 @@ export class MappingTree {
   /** The mapping at sorted position `index`. */
   at(index: number): Mapping {
     const m = this._items[index];
-    if (m === undefined) throw new RangeError(`no mapping at index ${index}`);
+    if (m === undefined) throw noMappingAt(index);
     return m;
   }
 
@@ -212,18 +217,18 @@ export class MappingTree {
    * @throws SimBugError when it overlaps an existing one (callers check `overlaps` first)
    */
   insert(mapping: Mapping): void {
-    if (!(mapping instanceof SmallMapping ? this.tryInsertSmall(mapping) : this.tryInsert(mapping))) {
+    if (!this.tryInsert(mapping)) {
       throw new SimBugError(`mapping [0x${mapping.start.toString(16)}, 0x${mapping.end.toString(16)}) overlaps one already in the tree`);
     }
   }
 
   /** Adds a mapping unless it overlaps an existing one; returns whether it was added (one search). */
   tryInsert(mapping: Mapping): boolean {
+    if (mapping instanceof SmallMapping) return this.tryInsertSmall(mapping);
     const at = this._firstEndingAfter(mapping.start);
     const next = this._items[at];
     if (next !== undefined && next.start < mapping.end) return false;
-    if (mapping instanceof SmallMapping) this._insertAt(at, mapping, mapping.startN, mapping.endN);
-    else this._insertAt(at, mapping, keyOf(mapping.start), keyOf(mapping.end));
+    this._insertAt(at, mapping, keyOf(mapping.start), keyOf(mapping.end));
     return true;
   }
 

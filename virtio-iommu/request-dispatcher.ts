@@ -46,7 +46,7 @@ const TAIL = VIRTIO_IOMMU_REQ_TAIL_SIZE;
 /** Executes the request in `chain` against `state`; returns the used length. Never throws for guest input. */
 export function executeRequest(state: IommuState, chain: DescriptorChain, tail: Uint8Array): number {
   const writable = chain.writableLength;
-  const req = decodeRequest(chain.readable);
+  const req = decodeRequest(chain.readable, chain.readableWords);
   if (req.kind === 'unparsable') return 0;
   if (writable < TAIL) return 0;
   const { limits } = state;

@@ -132,40 +132,57 @@ export const READABLE_SIZE: Readonly<Record<number, number>> = {
   [VIRTIO_IOMMU_T_PROBE]: VirtioIommuReqProbe.size,
 };
 
-// Field offsets, taken once from the uapi codecs (the hot path reads with readU32/readU64 directly
-// rather than decode(), which would build an object of every field).
-const OFF_ATTACH_DOMAIN = VirtioIommuReqAttach.offsetof('domain');
-const OFF_ATTACH_ENDPOINT = VirtioIommuReqAttach.offsetof('endpoint');
-const OFF_ATTACH_FLAGS = VirtioIommuReqAttach.offsetof('flags');
-const OFF_ATTACH_RESERVED = VirtioIommuReqAttach.offsetof('reserved');
-const OFF_DETACH_DOMAIN = VirtioIommuReqDetach.offsetof('domain');
-const OFF_DETACH_ENDPOINT = VirtioIommuReqDetach.offsetof('endpoint');
-const OFF_MAP_DOMAIN = VirtioIommuReqMap.offsetof('domain');
-const OFF_MAP_VIRT_START = VirtioIommuReqMap.offsetof('virt_start');
-const OFF_MAP_VIRT_END = VirtioIommuReqMap.offsetof('virt_end');
-const OFF_MAP_PHYS = VirtioIommuReqMap.offsetof('phys_start');
-const OFF_MAP_FLAGS = VirtioIommuReqMap.offsetof('flags');
-const OFF_UNMAP_DOMAIN = VirtioIommuReqUnmap.offsetof('domain');
-const OFF_UNMAP_VIRT_START = VirtioIommuReqUnmap.offsetof('virt_start');
-const OFF_UNMAP_VIRT_END = VirtioIommuReqUnmap.offsetof('virt_end');
-const OFF_UNMAP_RESERVED = VirtioIommuReqUnmap.offsetof('reserved');
-const OFF_PROBE_ENDPOINT = VirtioIommuReqProbe.offsetof('endpoint');
+// Field offsets as u32 word indices, taken once from the uapi codecs (every field of every request is
+// 4-aligned; checked below). The hot path reads words rather than decode(), which would build an object
+// of every field.
+const W_ATTACH_DOMAIN = word(VirtioIommuReqAttach.offsetof('domain'));
+const W_ATTACH_ENDPOINT = word(VirtioIommuReqAttach.offsetof('endpoint'));
+const W_ATTACH_FLAGS = word(VirtioIommuReqAttach.offsetof('flags'));
+const W_ATTACH_RESERVED = word(VirtioIommuReqAttach.offsetof('reserved'));
+const W_DETACH_DOMAIN = word(VirtioIommuReqDetach.offsetof('domain'));
+const W_DETACH_ENDPOINT = word(VirtioIommuReqDetach.offsetof('endpoint'));
+const W_MAP_DOMAIN = word(VirtioIommuReqMap.offsetof('domain'));
+const W_MAP_VIRT_START = word(VirtioIommuReqMap.offsetof('virt_start'));
+const W_MAP_VIRT_END = word(VirtioIommuReqMap.offsetof('virt_end'));
+const W_MAP_PHYS = word(VirtioIommuReqMap.offsetof('phys_start'));
+const W_MAP_FLAGS = word(VirtioIommuReqMap.offsetof('flags'));
+const W_UNMAP_DOMAIN = word(VirtioIommuReqUnmap.offsetof('domain'));
+const W_UNMAP_VIRT_START = word(VirtioIommuReqUnmap.offsetof('virt_start'));
+const W_UNMAP_VIRT_END = word(VirtioIommuReqUnmap.offsetof('virt_end'));
+const W_UNMAP_RESERVED = word(VirtioIommuReqUnmap.offsetof('reserved'));
+const W_PROBE_ENDPOINT = word(VirtioIommuReqProbe.offsetof('endpoint'));
 
-// Unchecked little-endian readers: decodeRequest checks the readable length once, before any read.
-function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+function word(offset: number): number {
+  if ((offset & 3) !== 0) throw new Error(`virtio-iommu request field at ${offset} is not 4-aligned`);
+  return offset >>> 2;
 }
 
-function readU64(b: Uint8Array, o: number): bigint {
-  const lo = readU32(b, o);
-  const hi = readU32(b, o + 4);
+/** Words a request's readable part can hold: the largest fixed layout (PROBE, 72 bytes). */
+const MAX_WORDS = VirtioIommuReqProbe.size >>> 2;
+/** The words of a readable part given as bytes only (see decodeRequest), filled per request. */
+const byteWords = new Uint32Array(MAX_WORDS);
+
+/** Word i of `b` (little-endian bytes 4i..4i+3) for every whole word up to MAX_WORDS; endian-neutral. */
+function wordsOf(b: Uint8Array): Uint32Array {
+  const n = Math.min(b.length >>> 2, MAX_WORDS);
+  for (let i = 0; i < n; i++) {
+    const o = 4 * i;
+    byteWords[i] = (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+  }
+  return byteWords;
+}
+
+/** The u64 at word `wi` (low word first). */
+function readU64(w: Uint32Array, wi: number): bigint {
+  const lo = w[wi]!;
+  const hi = w[wi + 1]!;
   return hi < 0x20_0000 ? BigInt(hi * TWO_32 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
-/** The u64 at `o` plus one (at most 2^64): one BigInt when the sum is exact in a double. */
-function readU64PlusOne(b: Uint8Array, o: number): bigint {
-  const lo = readU32(b, o);
-  const hi = readU32(b, o + 4);
+/** The u64 at word `wi` plus one (at most 2^64): one BigInt when the sum is exact in a double. */
+function readU64PlusOne(w: Uint32Array, wi: number): bigint {
+  const lo = w[wi]!;
+  const hi = w[wi + 1]!;
   return hi < 0x1f_ffff ? BigInt(hi * TWO_32 + lo + 1) : ((BigInt(hi) << 32n) | BigInt(lo)) + 1n;
 }
 
@@ -219,36 +236,40 @@ const SMALL_HI = 0x1f_ffff;
 /**
  * Decodes the device-readable part of one request. Never throws for guest input.
  * @param readable the gathered readable bytes (any length)
+ * @param words the same bytes as host-order u32 words, word i holding the little-endian bytes 4i..4i+3
+ *   (the virtqueue's scratch on a little-endian host): fields are then read without assembling bytes.
+ *   Without it the words are assembled here.
  */
-export function decodeRequest(readable: Uint8Array): DecodedRequest {
+export function decodeRequest(readable: Uint8Array, words?: Uint32Array): DecodedRequest {
   const n = readable.length;
   if (n < VIRTIO_IOMMU_REQ_HEAD_SIZE) return new Decoded('unparsable', n > 0 ? readable[0]! : -1, 0, 0, 0, 0, 0, 0, U, U, U, true, n, 'no-head', 0, true) as UnparsableRequest;
   const type = readable[0]!;
   const need = READABLE_SIZE[type];
   if (need === undefined) return new Decoded('unparsable', type, 0, 0, 0, 0, 0, 0, U, U, U, true, n, 'unknown-type', 0, true) as UnparsableRequest;
   if (n < need) return new Decoded('truncated', type, 0, 0, 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as TruncatedRequest;
+  const w = words ?? wordsOf(readable);
   switch (type) {
     case VIRTIO_IOMMU_T_MAP: {
-      const startLo = readU32(readable, OFF_MAP_VIRT_START);
-      const startHi = readU32(readable, OFF_MAP_VIRT_START + 4);
-      const endLo = readU32(readable, OFF_MAP_VIRT_END);
-      const endHi = readU32(readable, OFF_MAP_VIRT_END + 4);
-      const physLo = readU32(readable, OFF_MAP_PHYS);
-      const physHi = readU32(readable, OFF_MAP_PHYS + 4);
+      const startLo = w[W_MAP_VIRT_START]!;
+      const startHi = w[W_MAP_VIRT_START + 1]!;
+      const endLo = w[W_MAP_VIRT_END]!;
+      const endHi = w[W_MAP_VIRT_END + 1]!;
+      const physLo = w[W_MAP_PHYS]!;
+      const physHi = w[W_MAP_PHYS + 1]!;
       const small = (startHi | endHi | physHi) >>> 0 < SMALL_HI;
       return new Decoded(
         'map',
         type,
-        readU32(readable, OFF_MAP_DOMAIN),
+        w[W_MAP_DOMAIN]!,
         0,
-        readU32(readable, OFF_MAP_FLAGS),
+        w[W_MAP_FLAGS]!,
         startHi * TWO_32 + startLo,
         // The inclusive virt_end becomes an exclusive end here, and only here (both representations).
         endHi * TWO_32 + endLo + 1,
         physHi * TWO_32 + physLo,
-        small ? U : readU64(readable, OFF_MAP_VIRT_START),
-        small ? U : readU64PlusOne(readable, OFF_MAP_VIRT_END),
-        small ? U : readU64(readable, OFF_MAP_PHYS),
+        small ? U : readU64(w, W_MAP_VIRT_START),
+        small ? U : readU64PlusOne(w, W_MAP_VIRT_END),
+        small ? U : readU64(w, W_MAP_PHYS),
         true,
         n,
         undefined,
@@ -257,22 +278,22 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
       ) as MapRequest;
     }
     case VIRTIO_IOMMU_T_UNMAP: {
-      const startHi = readU32(readable, OFF_UNMAP_VIRT_START + 4);
-      const endHi = readU32(readable, OFF_UNMAP_VIRT_END + 4);
+      const startHi = w[W_UNMAP_VIRT_START + 1]!;
+      const endHi = w[W_UNMAP_VIRT_END + 1]!;
       const small = (startHi | endHi) >>> 0 < SMALL_HI;
       return new Decoded(
         'unmap',
         type,
-        readU32(readable, OFF_UNMAP_DOMAIN),
+        w[W_UNMAP_DOMAIN]!,
         0,
         0,
-        startHi * TWO_32 + readU32(readable, OFF_UNMAP_VIRT_START),
-        endHi * TWO_32 + readU32(readable, OFF_UNMAP_VIRT_END) + 1,
+        startHi * TWO_32 + w[W_UNMAP_VIRT_START]!,
+        endHi * TWO_32 + w[W_UNMAP_VIRT_END]! + 1,
         0,
-        small ? U : readU64(readable, OFF_UNMAP_VIRT_START),
-        small ? U : readU64PlusOne(readable, OFF_UNMAP_VIRT_END),
+        small ? U : readU64(w, W_UNMAP_VIRT_START),
+        small ? U : readU64PlusOne(w, W_UNMAP_VIRT_END),
         U,
-        readU32(readable, OFF_UNMAP_RESERVED) === 0,
+        w[W_UNMAP_RESERVED] === 0,
         n,
         undefined,
         0,
@@ -283,25 +304,25 @@ export function decodeRequest(readable: Uint8Array): DecodedRequest {
       return new Decoded(
         'attach',
         type,
-        readU32(readable, OFF_ATTACH_DOMAIN),
-        readU32(readable, OFF_ATTACH_ENDPOINT),
-        readU32(readable, OFF_ATTACH_FLAGS),
+        w[W_ATTACH_DOMAIN]!,
+        w[W_ATTACH_ENDPOINT]!,
+        w[W_ATTACH_FLAGS]!,
         0,
         0,
         0,
         U,
         U,
         U,
-        readU32(readable, OFF_ATTACH_RESERVED) === 0,
+        w[W_ATTACH_RESERVED] === 0,
         n,
         undefined,
         0,
         true,
       ) as AttachRequest;
     case VIRTIO_IOMMU_T_DETACH:
-      return new Decoded('detach', type, readU32(readable, OFF_DETACH_DOMAIN), readU32(readable, OFF_DETACH_ENDPOINT), 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as DetachRequest;
+      return new Decoded('detach', type, w[W_DETACH_DOMAIN]!, w[W_DETACH_ENDPOINT]!, 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as DetachRequest;
     default:
-      return new Decoded('probe', type, 0, readU32(readable, OFF_PROBE_ENDPOINT), 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as ProbeRequest;
+      return new Decoded('probe', type, 0, w[W_PROBE_ENDPOINT]!, 0, 0, 0, 0, U, U, U, true, n, undefined, 0, true) as ProbeRequest;
   }
 }
 

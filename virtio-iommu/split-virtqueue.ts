@@ -102,6 +102,12 @@ export interface DescriptorChain {
   readonly head: number;
   /** Readable bytes gathered in order (a scratch view valid until the next pop: copy if you keep it). */
   readonly readable: Uint8Array;
+  /**
+   * On a little-endian host, the same scratch as u32 words (word i holds readable bytes 4i..4i+3, the
+   * last word possibly partly past the readable part), for decoders that read aligned fields; else
+   * undefined. Valid as long as `readable`.
+   */
+  readonly readableWords: Uint32Array | undefined;
   /** Total bytes of the device-writable part. */
   readonly writableLength: number;
   /** Scatters `bytes` into the writable part starting at writable offset `offset`; returns bytes written. */
@@ -260,6 +266,7 @@ class Chain implements DescriptorChain {
   constructor(
     public head: number,
     public readable: Uint8Array,
+    public readableWords: Uint32Array | undefined,
     public writableLength: number,
     private readonly _mem: GuestMemory,
     /** The first writable segment (most chains have one). */
@@ -270,9 +277,10 @@ class Chain implements DescriptorChain {
   ) {}
 
   /** Makes this object describe another chain (SplitVirtqueueOptions.reuseChain). */
-  reset(head: number, readable: Uint8Array, writableLength: number, addr0: number, len0: number, more: Float64Array | undefined): this {
+  reset(head: number, readable: Uint8Array, readableWords: Uint32Array | undefined, writableLength: number, addr0: number, len0: number, more: Float64Array | undefined): this {
     this.head = head;
     this.readable = readable;
+    this.readableWords = readableWords;
     this.writableLength = writableLength;
     this._addr0 = addr0;
     this._len0 = len0;
@@ -281,7 +289,7 @@ class Chain implements DescriptorChain {
   }
 
   write(offset: number, bytes: Uint8Array): number {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`writable offset ${offset} is not a non-negative integer`);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw badOffset(offset);
     if (offset >= this.writableLength) return 0;
     const total = Math.min(bytes.length, this.writableLength - offset);
     if (total > 0 && offset + total <= this._len0 && total <= SMALL_GATHER) {
@@ -316,6 +324,11 @@ class Chain implements DescriptorChain {
       next += 2;
     }
   }
+}
+
+/** Chain.write's error, built out of line (see guest-memory.ts `outsideGuestRam`). */
+function badOffset(offset: number): RangeError {
+  return new RangeError(`writable offset ${offset} is not a non-negative integer`);
 }
 
 /** The device side of one split virtqueue. */
@@ -386,7 +399,7 @@ export class SplitVirtqueue {
     if (!Number.isSafeInteger(this._maxReadable) || this._maxReadable < 0) {
       throw new RangeError(`maxReadableBytes ${this._maxReadable} is not a non-negative integer`);
     }
-    this._chain = options.reuseChain === true ? new Chain(0, NO_BYTES, 0, mem, 0, 0, undefined) : undefined;
+    this._chain = options.reuseChain === true ? new Chain(0, NO_BYTES, undefined, 0, mem, 0, 0, undefined) : undefined;
     const dv = ringView(mem, config.desc, layout.descBytes);
     const av = ringView(mem, config.avail, layout.availBytes);
     const uv = ringView(mem, config.used, layout.usedBytes);
@@ -629,8 +642,9 @@ export class SplitVirtqueue {
     }
     const segs = this._wSegs;
     const more = wCount > 1 ? segs.slice(2, 2 * wCount) : undefined;
-    if (this._chain !== undefined) return this._chain.reset(head, readable, writeLen, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
-    return new Chain(head, readable, writeLen, mem, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
+    const words = LITTLE_ENDIAN ? this._scratchWords : undefined;
+    if (this._chain !== undefined) return this._chain.reset(head, readable, words, writeLen, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
+    return new Chain(head, readable, words, writeLen, mem, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
   }
 
   /**

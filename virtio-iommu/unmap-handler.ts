@@ -31,7 +31,7 @@ import { VIRTIO_IOMMU_S_INVAL, VIRTIO_IOMMU_S_NOENT, VIRTIO_IOMMU_S_OK, VIRTIO_I
 export function handleUnmap(state: IommuState, req: UnmapRequest): number {
   if (!req.reservedIsZero && state.policy.compat !== 'qemu') return VIRTIO_IOMMU_S_INVAL;
   // "If domain does not exist, the device SHOULD set the request status to VIRTIO_IOMMU_S_NOENT."
-  const domain = state.domains.get(req.domain);
+  const domain = state.domain(req.domain);
   if (domain === undefined) return VIRTIO_IOMMU_S_NOENT;
   // "If the domain is a bypass domain, the device SHOULD reject the request and set status to
   // VIRTIO_IOMMU_S_INVAL."

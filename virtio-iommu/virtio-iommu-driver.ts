@@ -37,6 +37,7 @@
 import type { GuestMemory } from './guest-memory';
 import type { IovaRange, ReservedRegion } from './endpoint-mapper';
 import { IovaAllocator } from './iova-allocator';
+import { MappingTree, SmallMapping, type Mapping } from './mapping-tree';
 import type { QueueConfig } from './split-virtqueue';
 import { VirtqueueDriver, type UsedEntry } from './virtqueue-driver';
 import {
@@ -151,23 +152,16 @@ export interface DriverStats {
   flushes: number;
 }
 
-interface LocalMapping {
-  readonly iova: bigint;
-  readonly gpa: bigint;
-  readonly size: bigint;
-  readonly flags: number;
-}
-
 /** One guest IOMMU domain (Linux `struct viommu_domain`). */
 export class GuestDomain {
   /** The device-side ID, assigned at first attach (`viommu_domain_finalise`). */
   id: number | undefined = undefined;
   readonly endpoints = new Set<number>();
   /**
-   * The driver's copy of the mappings (replayed at first attach), keyed by `mappingKey(iova)`: the IOVA
-   * as a number when it is exact in a double (no BigInt hashing on the MAP/UNMAP path), else the bigint.
+   * The driver's copy of the mappings, IOVA → GPA (Linux `vdomain->mappings`), replayed at first attach.
+   * Numbers when exact (SmallMapping): the MAP/UNMAP path makes no BigInt.
    */
-  readonly mappings = new Map<number | bigint, LocalMapping>();
+  readonly mappings = new MappingTree();
   allocator: IovaAllocator | undefined = undefined;
   /** Lazy mode: IOVAs unmapped but not yet flushed. */
   readonly flushQueue: Array<readonly [bigint, bigint]> = [];
@@ -208,6 +202,7 @@ const FAULT_SIZE = VirtioIommuFault.size;
 /** Bytes of a requestq slot: an indirect table and the largest MAP/UNMAP (36 + 4 bytes) fit. */
 const REQUEST_SLOT = 128;
 const U64_LAST = (1n << 64n) - 1n;
+const TWO_64 = 1n << 64n;
 const TWO_32 = 2 ** 32;
 /** The word fast path stores fields in host order, which is the wire's little-endian order only here. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -395,8 +390,8 @@ export class VirtioIommuDriver {
     domain.endpoints.add(endpoint);
     if (first && !domain.identity && domain.mappings.size > 0) {
       // viommu_replay_mappings: MAPs sent synchronously, status checked.
-      for (const m of domain.mappings.values()) {
-        this._queueMap(domain.id!, m.iova, m.gpa, m.size, m.flags);
+      for (const m of domain.mappings) {
+        this._queueMap(domain.id!, m);
         this._syncChecked('MAP (replay)');
       }
     }
@@ -426,10 +421,11 @@ export class VirtioIommuDriver {
    */
   mapNoSync(domain: GuestDomain, iova: bigint, gpa: bigint, size: bigint, flags: number): void {
     if (domain.identity) throw new RangeError('MAP on an identity domain');
-    const key = mappingKey(iova);
-    domain.mappings.set(key, { iova, gpa, size, flags });
+    const m = guestMapping(iova, gpa, size, flags);
+    // The IOMMU API never maps over a live mapping (Linux's DMA API allocates each IOVA once).
+    if (!domain.mappings.tryInsert(m)) throw new RangeError(`0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} overlap a mapping of the domain`);
     if (domain.endpoints.size === 0) return;
-    this._queueMap(domain.id!, iova, gpa, size, flags, typeof key === 'number' ? key : -1);
+    this._queueMap(domain.id!, m);
   }
 
   /**
@@ -437,12 +433,15 @@ export class VirtioIommuDriver {
    * mode leaves the kick to the next sync.
    */
   unmap(domain: GuestDomain, iova: bigint, size: bigint): void {
-    const key = mappingKey(iova);
-    const m = domain.mappings.get(key);
-    if (m === undefined || m.size !== size) throw new RangeError(`no mapping of 0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} (Linux: "Trying to split a mapping?")`);
-    domain.mappings.delete(key);
+    const s = safe(iova);
+    const n = safe(size);
+    const exact = s >= 0 && n >= 1 && s + n <= Number.MAX_SAFE_INTEGER;
+    if (!(exact ? domain.mappings.removeExactN(s, n) : domain.mappings.removeExact(iova, size))) {
+      throw new RangeError(`no mapping of 0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} (Linux: "Trying to split a mapping?")`);
+    }
     if (domain.endpoints.size === 0) return;
-    this._queueUnmap(domain.id!, iova, size, typeof key === 'number' ? key : -1);
+    if (exact && LITTLE_ENDIAN) this._queueUnmapN(domain.id!, s, n);
+    else this._queueUnmap(domain.id!, iova, size);
     if (this.mode === 'strict') this.sync();
   }
 
@@ -557,7 +556,7 @@ export class VirtioIommuDriver {
       for (const r of [...probed.resvRegions, { start: ramEnd, last: U64_LAST }]) {
         const cut = (r.start / g) * g;
         const stop = cut < ramEnd ? cut : ramEnd;
-        if (stop > at) domain.mappings.set(mappingKey(at), { iova: at, gpa: at, size: stop - at, flags: VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE });
+        if (stop > at) domain.mappings.insert(guestMapping(at, at, stop - at, VIRTIO_IOMMU_MAP_F_READ | VIRTIO_IOMMU_MAP_F_WRITE));
         const next = ((r.last + 1n + g - 1n) / g) * g;
         if (next > at) at = next;
         if (at >= ramEnd) break;
@@ -566,42 +565,37 @@ export class VirtioIommuDriver {
   }
 
   // MAP and UNMAP bytes are rewritten field by field in reused buffers (type and reserved bytes stay).
-  /** `iovaN`: `safe(iova)` when the caller has it already (one BigInt conversion fewer), else omitted. */
-  private _queueMap(domainId: number, iova: bigint, gpa: bigint, size: bigint, flags: number, iovaN: number = safe(iova)): void {
-    const s = iovaN;
-    const n = safe(size);
-    const g = safe(gpa);
-    if (LITTLE_ENDIAN && s >= 0 && n >= 1 && g >= 0 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
-      // Every field exact in a double: no BigInt work.
+  private _queueMap(domainId: number, m: Mapping): void {
+    if (LITTLE_ENDIAN && m instanceof SmallMapping) {
+      // Every field exact in a double (SmallMapping.fits): no BigInt work.
       const w = this._mapWords;
       w[MAP_W_DOMAIN] = domainId;
-      put64(w, MAP_W_VIRT_START, s);
-      put64(w, MAP_W_VIRT_END, s + n - 1);
-      put64(w, MAP_W_PHYS, g);
-      w[MAP_W_FLAGS] = flags;
+      put64(w, MAP_W_VIRT_START, m.startN);
+      put64(w, MAP_W_VIRT_END, m.endN - 1);
+      put64(w, MAP_W_PHYS, m.physN);
+      w[MAP_W_FLAGS] = m.flags;
       this._add(w, MAP_READABLE);
       return;
     }
     const b = this._map;
     writeU32(b, MAP_DOMAIN, domainId);
-    writeU64(b, MAP_VIRT_START, iova);
-    writeU64(b, MAP_VIRT_END, iova + size - 1n);
-    writeU64(b, MAP_PHYS, gpa);
-    writeU32(b, MAP_FLAGS, flags);
+    writeU64(b, MAP_VIRT_START, m.start);
+    writeU64(b, MAP_VIRT_END, m.end - 1n);
+    writeU64(b, MAP_PHYS, m.phys);
+    writeU32(b, MAP_FLAGS, m.flags);
     this._add(this._mapWords, MAP_READABLE);
   }
 
-  private _queueUnmap(domainId: number, iova: bigint, size: bigint, iovaN: number = safe(iova)): void {
-    const s = iovaN;
-    const n = safe(size);
-    if (LITTLE_ENDIAN && s >= 0 && n >= 1 && s + n - 1 <= Number.MAX_SAFE_INTEGER) {
-      const w = this._unmapWords;
-      w[UNMAP_W_DOMAIN] = domainId;
-      put64(w, UNMAP_W_VIRT_START, s);
-      put64(w, UNMAP_W_VIRT_END, s + n - 1);
-      this._add(w, UNMAP_READABLE);
-      return;
-    }
+  /** UNMAP of `[s, s + n)`, both exact numbers with s + n − 1 below 2^53, on a little-endian host. */
+  private _queueUnmapN(domainId: number, s: number, n: number): void {
+    const w = this._unmapWords;
+    w[UNMAP_W_DOMAIN] = domainId;
+    put64(w, UNMAP_W_VIRT_START, s);
+    put64(w, UNMAP_W_VIRT_END, s + n - 1);
+    this._add(w, UNMAP_READABLE);
+  }
+
+  private _queueUnmap(domainId: number, iova: bigint, size: bigint): void {
     const b = this._unmap;
     writeU32(b, UNMAP_DOMAIN, domainId);
     writeU64(b, UNMAP_VIRT_START, iova);
@@ -661,12 +655,19 @@ function bit(n: number): bigint {
   return 1n << BigInt(n);
 }
 
-/** The key of `iova` in GuestDomain.mappings. */
-export function mappingKey(iova: bigint): number | bigint {
-  // One conversion, no BigInt comparison: as in safe(), a bigint at or above 2^53 converts to a double
-  // at or above 2^53.
-  const n = Number(iova);
-  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : iova;
+/**
+ * The driver's record of one mapping: numbers when every value is exact, else bigints.
+ * @throws RangeError for an empty range, or one that leaves the 64-bit IOVA or GPA space
+ */
+function guestMapping(iova: bigint, gpa: bigint, size: bigint, flags: number): Mapping {
+  const s = safe(iova);
+  const n = safe(size);
+  const g = safe(gpa);
+  if (s >= 0 && n >= 1 && g >= 0 && SmallMapping.fits(s, s + n, g)) return new SmallMapping(s, s + n, g, flags);
+  if (size <= 0n || iova < 0n || gpa < 0n || iova + size > TWO_64 || gpa + size > TWO_64) {
+    throw new RangeError(`0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} → GPA 0x${gpa.toString(16)} is not a mappable range`);
+  }
+  return { start: iova, end: iova + size, size, phys: gpa, flags };
 }
 
 /** `v` as a number when it is a non-negative safe integer, else −1. */

@@ -329,7 +329,7 @@ export class VirtqueueDriver {
     }
     if (pieces === 0) throw new RangeError('a chain needs at least one segment');
     const ringDescs = indirect ? 1 : pieces;
-    if (ringDescs > this._numFree) throw new RangeError(`${ringDescs} descriptors needed, ${this._numFree} free`);
+    if (ringDescs > this._numFree) throw tooFewDescriptors(ringDescs, this._numFree);
     const tableBytes = indirect ? 16 * pieces : 0;
     const areaBytes = tableBytes + bytes + gap * pieces;
     const area = this._alloc(areaBytes);
@@ -800,7 +800,7 @@ export class VirtqueueDriver {
 
   /** Takes `count` descriptors off the free list; returns the first. They stay linked in `_nextFree`. */
   private _takeDescs(count: number): number {
-    if (count > this._numFree) throw new RangeError(`${count} descriptors needed, ${this._numFree} free`);
+    if (count > this._numFree) throw tooFewDescriptors(count, this._numFree);
     const first = this._freeHead;
     let last = first;
     for (let i = 1; i < count; i++) last = this._nextFree[last]!;
@@ -867,6 +867,15 @@ function align(x: number, a: number): number {
   if (x < 0x4000_0000) return (x + a - 1) & -a; // a is a power of two
   const r = x % a;
   return r === 0 ? x : x + a - r;
+}
+
+/**
+ * The error of a chain that needs more descriptors than are free, built out of line: a template literal
+ * at the check would keep its number-to-string conversions alive in the hot path (see guest-memory.ts
+ * `outsideGuestRam`).
+ */
+function tooFewDescriptors(needed: number, free: number): RangeError {
+  return new RangeError(`${needed} descriptors needed, ${free} free`);
 }
 
 function segmentLength(s: Segment): number {
