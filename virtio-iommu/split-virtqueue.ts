@@ -293,9 +293,15 @@ class Chain implements DescriptorChain {
     if (offset >= this.writableLength) return 0;
     const total = Math.min(bytes.length, this.writableLength - offset);
     if (total > 0 && offset + total <= this._len0 && total <= SMALL_GATHER) {
-      // Inside the first segment: one page view, byte by byte (the common tail write).
+      // Inside the first segment: one page view (the common tail write).
       const gpa = this._addr0 + offset;
       const o = this._mem.pageOffset(gpa);
+      const w = total === 4 && (o & 3) === 0 ? this._mem.pageWordsOf(gpa) : NO_WORDS;
+      if (w.length !== 0) {
+        // One aligned word (a request's 4-byte tail); word views exist on little-endian hosts only.
+        w[o >>> 2] = bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24);
+        return 4;
+      }
       if (o + total <= PAGE_SIZE) {
         const p = this._mem.pageOf(gpa);
         for (let k = 0; k < total; k++) p[o + k] = bytes[k]!;
@@ -494,6 +500,10 @@ export class SplitVirtqueue {
 
   private _walk(head: number): PopResult {
     if (head >= this.size) return { malformed: 'head-out-of-range', head };
+    if (this._direct && this._indirect) {
+      const chain = this._walkIndirectPair(head);
+      if (chain !== undefined) return chain;
+    }
     const mem = this._mem;
     const ramSize = mem.size;
     const queueDesc = this._desc;
@@ -645,6 +655,54 @@ export class SplitVirtqueue {
     const words = LITTLE_ENDIAN ? this._scratchWords : undefined;
     if (this._chain !== undefined) return this._chain.reset(head, readable, words, writeLen, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
     return new Chain(head, readable, words, writeLen, mem, wCount > 0 ? segs[0]! : 0, wCount > 0 ? segs[1]! : 0, more);
+  }
+
+  /**
+   * The chain every request of a Linux virtio-iommu driver is with INDIRECT_DESC (`virtqueue_add_sgs`
+   * with one readable and one writable buffer): the head descriptor is INDIRECT alone, its table is two
+   * descriptors in one page, [readable, NEXT → 1] then [writable, WRITE], the readable part at most
+   * SMALL_GATHER bytes, word-aligned, in one page. This walks it with the general walk's checks and
+   * returns its chain, or undefined as soon as anything differs (a check fails, or the shape is another
+   * one): the general walk then walks the chain again and names the problem, so both give one answer.
+   */
+  private _walkIndirectPair(head: number): Chain | undefined {
+    const mem = this._mem;
+    const ramSize = mem.size;
+    const dw = this._descW;
+    const hi = this._descW0 + 4 * head;
+    const tAddr = dw[hi + 1]! * TWO_32 + dw[hi]!;
+    if (dw[hi + 2] !== 32 || (dw[hi + 3]! & 0xffff) !== F_INDIRECT) return undefined;
+    if (tAddr + 32 > ramSize || overlaps(tAddr, 32, this._used, 6 + 8 * this.size)) return undefined;
+    const to = mem.pageOffset(tAddr);
+    if ((to & 3) !== 0 || to + 32 > PAGE_SIZE) return undefined;
+    const tw = mem.pageWordsOf(tAddr);
+    if (tw.length === 0) return undefined;
+    const ti = to >>> 2;
+    // Descriptor 0: readable, NEXT → 1.
+    const rAddr = tw[ti + 1]! * TWO_32 + tw[ti]!;
+    const rLen = tw[ti + 2]!;
+    if (tw[ti + 3] !== (F_NEXT | (1 << 16)) || rLen === 0 || rLen > SMALL_GATHER || (rLen & 3) !== 0) return undefined;
+    if (rAddr + rLen > ramSize || rLen > this._maxReadable) return undefined;
+    const ro = mem.pageOffset(rAddr);
+    if ((ro & 3) !== 0 || ro + rLen > PAGE_SIZE) return undefined;
+    // Descriptor 1: writable, last.
+    const wAddr = tw[ti + 5]! * TWO_32 + tw[ti + 4]!;
+    const wLen = tw[ti + 6]!;
+    if ((tw[ti + 7]! & 0xffff) !== F_WRITE || wLen === 0 || wAddr + wLen > ramSize) return undefined;
+    if (overlaps(wAddr, wLen, this._desc, 16 * this.size) || overlaps(wAddr, wLen, this._avail, this._availBytes) || overlaps(wAddr, wLen, tAddr, 32)) {
+      return undefined;
+    }
+    // The readable bytes usually share the table's page (a request slot): no second page lookup then.
+    const pw = rAddr - ro === tAddr - to ? tw : mem.pageWordsOf(rAddr);
+    if (pw.length === 0) return undefined;
+    const sw = this._scratchWords;
+    const from = ro >>> 2;
+    const words = rLen >>> 2;
+    for (let j = 0; j < words; j++) sw[j] = pw[from + j]!;
+    let readable = this._views[rLen]!;
+    if (readable === NO_BYTES) readable = this._views[rLen] = this._scratch.subarray(0, rLen);
+    if (this._chain !== undefined) return this._chain.reset(head, readable, sw, wLen, wAddr, wLen, undefined);
+    return new Chain(head, readable, sw, wLen, mem, wAddr, wLen, undefined);
   }
 
   /**
