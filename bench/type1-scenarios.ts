@@ -146,7 +146,7 @@ export function mapUnmapPair(smoke: boolean): ScenarioResult {
     raw: raw.hz,
     ratio: raw.hz / t.hz,
     modelledMs: modelledMs(perPair, 2),
-    details: { rmePercent: round(t.rmePercent, 2), samples: t.samples, tablesAllocatedPerPair: round(perPair['tablesAllocated'] ?? 0, 3) },
+    details: { meanPairsPerSecond: Math.round(t.meanHz), rmePercent: round(t.rmePercent, 2), samples: t.samples, tablesAllocatedPerPair: round(perPair['tablesAllocated'] ?? 0, 3) },
   };
 }
 

@@ -73,6 +73,7 @@ import type { IommuInfo } from '../userspace/vfio-container';
 import { VfioGroup } from '../userspace/vfio-group';
 import { AddrSplitMapper } from './addr-split-mapper';
 import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import { exactNumber } from './exact-number';
 import { hostReservedRegions } from './host-reserved-regions';
 
 const TWO_32 = 2 ** 32;
@@ -86,12 +87,6 @@ const UNMAP_FLAGS = VfioIommuType1DmaUnmap.offsetof('flags');
 const UNMAP_IOVA = VfioIommuType1DmaUnmap.offsetof('iova');
 const UNMAP_SIZE = VfioIommuType1DmaUnmap.offsetof('size');
 
-/** `v` as a number when it is a non-negative safe integer, else −1. */
-function safe(v: bigint): number {
-  // A bigint at or above 2^53 converts to a double at or above 2^53 (rounding cannot go below it).
-  const n = Number(v);
-  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
-}
 
 function put32(b: Uint8Array, o: number, v: number): void {
   b[o] = v;
@@ -221,8 +216,8 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
       last: ranges.reduce((m, r) => (r.last > m ? r.last : m), ranges[0]!.last),
     };
     this._reserved = hostReservedRegions(ranges, config.msiWindows ?? hostMsi ?? platformMsiWindows(vmm, bdf));
-    this._hvaNum = safe(config.guestRam.hva + config.guestRam.size) >= 0 ? Number(config.guestRam.hva) : -1;
-    this._ramNum = safe(config.guestRam.size);
+    this._hvaNum = exactNumber(config.guestRam.hva + config.guestRam.size) >= 0 ? Number(config.guestRam.hva) : -1;
+    this._ramNum = exactNumber(config.guestRam.size);
     put32(this._mapArg, 0, MAP_ARGSZ);
     put32(this._unmapArg, 0, UNMAP_ARGSZ);
   }
@@ -249,13 +244,13 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
     // QEMU virtio_iommu_notify_map: MMIO and permission-less mappings stay in the device's tree only.
     if ((flags & VIRTIO_IOMMU_MAP_F_MMIO) !== 0 || (!read && !write)) return 'ok';
-    const g = safe(gpa);
-    const n = safe(size);
+    const g = exactNumber(gpa);
+    const n = exactNumber(size);
     // As numbers when exact (a sum at or above 2^53 is past guest RAM however it rounds).
     if (g >= 0 && n >= 0 && this._ramNum >= 0 ? g + n > this._ramNum : gpa + size > this._guestRam.size) {
       throw new SysError('EFAULT', { reason: `GPA range [0x${gpa.toString(16)}, +0x${size.toString(16)}) is outside guest RAM` });
     }
-    const i = safe(iova);
+    const i = exactNumber(iova);
     try {
       if (this._hvaNum >= 0 && g >= 0 && i >= 0 && n >= 0) {
         // gpa + size ≤ guest RAM (checked above), so hva + gpa is exact too.
@@ -330,15 +325,15 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
   }
 
   protected override _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
-    const i = safe(iova);
+    const i = exactNumber(iova);
     const key = i >= 0 ? i : iova;
     const mapped = this._mapped.get(key);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
-    if (typeof mapped === 'number' ? mapped !== safe(size) : mapped !== size) return 'would-split';
+    if (typeof mapped === 'number' ? mapped !== exactNumber(size) : mapped !== size) return 'would-split';
     let unmapped: bigint | number;
     let expected: bigint | number = size;
     try {
-      const n = safe(size);
+      const n = exactNumber(size);
       if (i >= 0 && n >= 0) {
         const b = this._unmapArg;
         put32(b, UNMAP_FLAGS, 0);

@@ -36,6 +36,7 @@
  */
 import type { GuestMemory } from './guest-memory';
 import type { IovaRange, ReservedRegion } from './endpoint-mapper';
+import { exactNumber } from './exact-number';
 import { IovaAllocator } from './iova-allocator';
 import { MappingTree, SmallMapping, type Mapping } from './mapping-tree';
 import type { QueueConfig } from './split-virtqueue';
@@ -433,8 +434,8 @@ export class VirtioIommuDriver {
    * mode leaves the kick to the next sync.
    */
   unmap(domain: GuestDomain, iova: bigint, size: bigint): void {
-    const s = safe(iova);
-    const n = safe(size);
+    const s = exactNumber(iova);
+    const n = exactNumber(size);
     const exact = s >= 0 && n >= 1 && s + n <= Number.MAX_SAFE_INTEGER;
     if (!(exact ? domain.mappings.removeExactN(s, n) : domain.mappings.removeExact(iova, size))) {
       throw new RangeError(`no mapping of 0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} (Linux: "Trying to split a mapping?")`);
@@ -660,9 +661,9 @@ function bit(n: number): bigint {
  * @throws RangeError for an empty range, or one that leaves the 64-bit IOVA or GPA space
  */
 function guestMapping(iova: bigint, gpa: bigint, size: bigint, flags: number): Mapping {
-  const s = safe(iova);
-  const n = safe(size);
-  const g = safe(gpa);
+  const s = exactNumber(iova);
+  const n = exactNumber(size);
+  const g = exactNumber(gpa);
   if (s >= 0 && n >= 1 && g >= 0 && SmallMapping.fits(s, s + n, g)) return new SmallMapping(s, s + n, g, flags);
   if (size <= 0n || iova < 0n || gpa < 0n || iova + size > TWO_64 || gpa + size > TWO_64) {
     throw new RangeError(`0x${size.toString(16)} bytes at IOVA 0x${iova.toString(16)} → GPA 0x${gpa.toString(16)} is not a mappable range`);
@@ -670,12 +671,6 @@ function guestMapping(iova: bigint, gpa: bigint, size: bigint, flags: number): M
   return { start: iova, end: iova + size, size, phys: gpa, flags };
 }
 
-/** `v` as a number when it is a non-negative safe integer, else −1. */
-function safe(v: bigint): number {
-  // A bigint at or above 2^53 converts to a double at or above 2^53 (rounding cannot go below it).
-  const n = Number(v);
-  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
-}
 
 /** Stores the non-negative safe integer `v` as a little-endian u64 at word `wi` of `w`. */
 function put64(w: Uint32Array, wi: number, v: number): void {
