@@ -94,12 +94,17 @@ function mapSmall(state: IommuState, domain: Domain, req: MapRequest): number {
       return VIRTIO_IOMMU_S_RANGE;
     }
   }
-  if (domain.mappings.overlapsN(start, end)) return VIRTIO_IOMMU_S_INVAL;
+  // One search: the position found here is where the mapping goes once every endpoint holds it (the
+  // replication below changes the endpoints' tables, never the domain's).
+  const at = domain.mappings.slotForN(start, end);
+  if (at < 0) return VIRTIO_IOMMU_S_INVAL;
   if (domain.overlapsReservedN(start, end)) return VIRTIO_IOMMU_S_INVAL;
   if (domain.mappings.size >= state.policy.maxMappingsPerDomain) return VIRTIO_IOMMU_S_NOMEM;
-  const mapping: Mapping = SmallMapping.fits(start, end, phys) ? new SmallMapping(start, end, phys, req.flags) : { start: req.start, end: req.end, size: req.end - req.start, phys: req.phys, flags: req.flags };
+  const small = SmallMapping.fits(start, end, phys);
+  const mapping: Mapping = small ? new SmallMapping(start, end, phys, req.flags) : { start: req.start, end: req.end, size: req.end - req.start, phys: req.phys, flags: req.flags };
   const status = state.mapInDomain(domain, mapping);
   if (status !== VIRTIO_IOMMU_S_OK) return status;
-  domain.mappings.insert(mapping);
+  if (small) domain.mappings.insertSmallAt(at, mapping as SmallMapping);
+  else domain.mappings.insert(mapping);
   return VIRTIO_IOMMU_S_OK;
 }

@@ -140,8 +140,28 @@ export class MappingTree {
 
   /** `overlaps` for exact numbers (each ≤ 2^53 − 1). */
   overlapsN(start: number, end: number): boolean {
+    return this.slotForN(start, end) < 0;
+  }
+
+  /**
+   * Where a mapping of `[start, end)` (exact numbers) would go: its sorted position, or −1 when it
+   * overlaps one. With `insertSmallAt`, a caller that checks first and inserts later searches once.
+   */
+  slotForN(start: number, end: number): number {
     const at = this._firstEndingAfterN(start);
-    return at < this._starts.length && this._starts[at]! < end;
+    return at < this._starts.length && this._starts[at]! < end ? -1 : at;
+  }
+
+  /**
+   * Inserts `mapping` at the position `slotForN` gave for it.
+   * @throws SimBugError when the position is not where it belongs (the tree changed since)
+   */
+  insertSmallAt(at: number, mapping: SmallMapping): void {
+    const starts = this._starts;
+    if (at > starts.length || (at < starts.length && starts[at]! < mapping.endN) || (at > 0 && this._ends[at - 1]! > mapping.startN)) {
+      throw new SimBugError(`mapping position ${at} is stale`);
+    }
+    this._insertAt(at, mapping, mapping.startN, mapping.endN);
   }
 
   /** `covered` for exact numbers (each ≤ 2^53 − 1). */

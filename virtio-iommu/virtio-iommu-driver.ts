@@ -509,7 +509,10 @@ export class VirtioIommuDriver {
       this._transport.notify(VIRTIO_IOMMU_REQUEST_VQ);
     }
     const status = this._status;
-    for (let len = q.reapInto(status); len >= 0; len = q.reapInto(status)) {
+    // Reap while anything is in flight (no last look at an empty used ring once everything is back).
+    while (q.inFlight !== 0) {
+      const len = q.reapInto(status);
+      if (len < 0) break;
       // A MAP/UNMAP reply is the 4-byte tail: used length 0 (or anything but 4) is a failure.
       if (len !== 4 || status[0] !== VIRTIO_IOMMU_S_OK) this.stats.failedRequests++;
     }
