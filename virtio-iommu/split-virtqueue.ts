@@ -671,7 +671,8 @@ export class SplitVirtqueue {
     const dw = this._descW;
     const hi = this._descW0 + 4 * head;
     const tAddr = dw[hi + 1]! * TWO_32 + dw[hi]!;
-    if (dw[hi + 2] !== 32 || (dw[hi + 3]! & 0xffff) !== F_INDIRECT) return undefined;
+    // A two-entry table in a queue of one is 'indirect-too-long'.
+    if (dw[hi + 2] !== 32 || (dw[hi + 3]! & 0xffff) !== F_INDIRECT || this.size < 2) return undefined;
     if (tAddr + 32 > ramSize || overlaps(tAddr, 32, this._used, 6 + 8 * this.size)) return undefined;
     const to = mem.pageOffset(tAddr);
     if ((to & 3) !== 0 || to + 32 > PAGE_SIZE) return undefined;
@@ -688,7 +689,7 @@ export class SplitVirtqueue {
     // Descriptor 1: writable, last.
     const wAddr = tw[ti + 5]! * TWO_32 + tw[ti + 4]!;
     const wLen = tw[ti + 6]!;
-    if ((tw[ti + 7]! & 0xffff) !== F_WRITE || wLen === 0 || wAddr + wLen > ramSize) return undefined;
+    if ((tw[ti + 7]! & 0xffff) !== F_WRITE || wLen === 0 || wAddr + wLen > ramSize || rLen + wLen > MAX_CHAIN_BYTES) return undefined;
     if (overlaps(wAddr, wLen, this._desc, 16 * this.size) || overlaps(wAddr, wLen, this._avail, this._availBytes) || overlaps(wAddr, wLen, tAddr, 32)) {
       return undefined;
     }

@@ -85,8 +85,8 @@ describe("the walk of Linux's request chain", () => {
   const request = mapReq(7, 0x10_0000n, 0x10_ffffn, 0x8000_0000n).readable;
 
   /** Lays out head → [table: readable (NEXT → 1), writable] and applies `damage` to the layout first. */
-  function pop(damage: (t: Layout) => void): PopResult {
-    const w = virtqueueWorld({ indirect: true });
+  function pop(damage: (t: Layout) => void, world: { size?: number; ram?: bigint } = {}): PopResult {
+    const w = virtqueueWorld({ indirect: true, ...world });
     const data = w.drv.dataStart;
     const table = data + 0x100;
     w.mem.write(data, request);
@@ -116,6 +116,14 @@ describe("the walk of Linux's request chain", () => {
     ['a nested INDIRECT', (t: Layout) => (t.readFlags = INDIRECT), 'nested-indirect'],
   ] as Array<[string, (t: Layout) => void, string]>)('%s: the general walk names it', (_name, damage, reason) => {
     expect(pop(damage)).toMatchObject({ malformed: reason });
+  });
+
+  test('a two-entry table in a queue of one: indirect-too-long', () => {
+    expect(pop(() => {}, { size: 1 })).toMatchObject({ malformed: 'indirect-too-long' });
+  });
+
+  test('more than 2^32 bytes in the chain: chain-too-large', () => {
+    expect(pop((t) => ((t.writeAddr = 0x1000_0000), (t.writeLen = 0xffff_ffff)), { ram: 1n << 33n })).toMatchObject({ malformed: 'chain-too-large' });
   });
 
   test.each([
