@@ -1,8 +1,9 @@
 /**
  * EmulatedEndpointMapper: the translation of an emulated (or paravirtual) endpoint, done by the
- * virtio-iommu device itself, as QEMU's `virtio_iommu_translate` does for emulated devices. It keeps
- * its own copy of the domain's mappings (replicated per endpoint, like a VFIO container) and answers
- * the endpoint's DMA through `translate`.
+ * virtio-iommu device itself, as QEMU's `virtio_iommu_translate` does for emulated devices: it reads
+ * the mappings of the endpoint's domain directly (`useDomainMappings`, QEMU's per-domain tree) rather
+ * than holding a copy, and answers the endpoint's DMA through `translate`. Nothing is replicated into it,
+ * so its `map` and `unmap` are never called.
  *
  * - Ranges: `[start, end)` with `end` exclusive (may be 2^64); reserved regions are inclusive `last`.
  * - Its limits are configuration, not discovery: a page size mask (default every size from 4 KiB,
@@ -20,9 +21,9 @@
  *   - An access may span adjacent mappings (cloud-hypervisor's translate does); every byte is checked
  *     before any is moved, so a faulting access touches nothing.
  */
-import { AddrSplitMapper } from './addr-split-mapper';
-import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
-import { MappingTree, SmallMapping } from './mapping-tree';
+import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import type { MappingTree } from './mapping-tree';
+import { SimBugError } from '../kernel-sim';
 import { VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WRITE } from '../uapi/virtio-iommu';
 
 /** Every page size from 4 KiB up: QEMU's `granule=4k` page_size_mask. */
@@ -52,9 +53,10 @@ export type TranslationFault = 'unmapped' | 'permission' | 'reserved';
 export type Translation = { readonly segments: TranslatedSegment[] } | { readonly fault: TranslationFault; readonly iova: bigint };
 
 /** The device's own translation for one emulated endpoint. */
-export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointMapper {
+export class EmulatedEndpointMapper implements EndpointMapper {
   readonly kind = 'emulated' as const;
-  private readonly _table = new MappingTree();
+  /** The mappings of the domain the endpoint is attached to (undefined: none, or a bypass domain). */
+  private _table: MappingTree | undefined = undefined;
   private readonly _pageSizeMask: bigint;
   private readonly _inputRange: IovaRange;
   private readonly _reserved: readonly ReservedRegion[];
@@ -62,7 +64,6 @@ export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointM
 
   /** @throws RangeError for a zero page size mask or an empty input range */
   constructor(config: EmulatedEndpointConfig = {}) {
-    super();
     this._pageSizeMask = BigInt.asUintN(64, config.pageSizeMask ?? DEFAULT_EMULATED_PAGE_SIZE_MASK);
     if (this._pageSizeMask === 0n) throw new RangeError('an emulated endpoint needs a non-zero page size mask');
     this._inputRange = config.inputRange ?? { start: 0n, last: U64_LAST };
@@ -82,30 +83,18 @@ export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointM
     return this._reserved;
   }
 
-  protected override _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
-    return this._table.tryInsert({ start: iova, end: iova + size, size, phys: gpa, flags }) ? 'ok' : 'overlap';
+  /** Never called: the state replicates nothing into a mapper that reads its domain's mappings. */
+  map(_iova: Addr, _gpa: Addr, _size: Addr, _flags: number): MapOutcome {
+    throw new SimBugError('an emulated endpoint reads its domain\'s mappings; nothing is mapped into it');
   }
 
-  protected override _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
-    // Exactly one mapping (what the device asks for): the only one the range can cover.
-    if (this._table.removeExact(iova, size)) return 'ok';
-    const span = this._table.covered(iova, iova + size);
-    if (span === 'would-split') return 'would-split';
-    this._table.removeSpan(span.first, span.count);
-    return 'ok';
+  /** Never called (see map). */
+  unmap(_iova: Addr, _size: Addr): UnmapOutcome {
+    throw new SimBugError('an emulated endpoint reads its domain\'s mappings; nothing is unmapped from it');
   }
 
-  /** `map` on exact numbers: no BigInt. */
-  protected override _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
-    return this._table.tryInsertSmall(new SmallMapping(iova, iova + size, gpa, flags)) ? 'ok' : 'overlap';
-  }
-
-  protected override _unmapSmall(iova: number, size: number): UnmapOutcome {
-    if (this._table.removeExactN(iova, size)) return 'ok';
-    const span = this._table.coveredN(iova, iova + size);
-    if (span === 'would-split') return 'would-split';
-    this._table.removeSpan(span.first, span.count);
-    return 'ok';
+  useDomainMappings(mappings: MappingTree | undefined): void {
+    this._table = mappings;
   }
 
   setBypass(on: boolean): void {
@@ -113,7 +102,7 @@ export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointM
   }
 
   clear(): void {
-    this._table.clear();
+    this._table = undefined;
     this._bypass = false;
   }
 
@@ -126,9 +115,9 @@ export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointM
     return this._bypass;
   }
 
-  /** Mappings this endpoint holds now (a copy, in address order). */
+  /** Mappings this endpoint translates through now (a copy, in address order). */
   mappings(): ReturnType<MappingTree['toArray']> {
-    return this._table.toArray();
+    return this._table?.toArray() ?? [];
   }
 
   /**
@@ -155,7 +144,7 @@ export class EmulatedEndpointMapper extends AddrSplitMapper implements EndpointM
         left -= n;
         continue;
       }
-      const m = this._table.find(at);
+      const m = this._table?.find(at);
       if (m === undefined) return { fault: 'unmapped', iova: at };
       if ((m.flags & need) === 0) return { fault: 'permission', iova: at };
       const n = minLength(left, m.end - at);

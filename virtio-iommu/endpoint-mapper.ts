@@ -13,10 +13,12 @@
  * - A mapper holds exactly what the device told it: the mappings of the endpoint's domain, replicated
  *   per endpoint (QEMU: one IOMMU memory region, hence one VFIO container, per endpoint), or the
  *   identity map of guest RAM while the endpoint is in bypass. `unmap` removes exactly one earlier `map`.
+ *   A mapper that implements `useDomainMappings` holds no copy: it reads the domain's own mappings.
  *
  * Ranges: `iova`/`gpa` are first bytes, `size` is a byte count (a bigint: a 2^64-byte mapping is legal
  * for an emulated endpoint; or all three exact numbers, see `Addr`). `last` is inclusive, `end` exclusive (DESIGN.md §3).
  */
+import type { MappingTree } from './mapping-tree';
 
 /** A RESV_MEM region of one endpoint, as PROBE reports it (reference §2.2, §3.6). `last` is inclusive. */
 export interface ReservedRegion {
@@ -91,4 +93,12 @@ export interface EndpointMapper {
 
   /** Gives the backend's resources back (closes the VMM's VFIO fds). The mapper is dead afterwards. */
   release(): void;
+
+  /**
+   * Implemented by a mapper that translates through its domain's own mappings instead of holding a copy:
+   * the device's emulated endpoints, as QEMU's `virtio_iommu_translate` reads the domain's tree. The
+   * state hands it the mappings of the domain it joins (undefined when it leaves) and never calls its
+   * `map` or `unmap`.
+   */
+  useDomainMappings?(mappings: MappingTree | undefined): void;
 }

@@ -22,12 +22,17 @@ export class Endpoint {
   /** Attached at least once since the last reset (QEMU keeps an endpoint record from then on). */
   everAttached = false;
 
+  /** The mapper reads its domain's mappings (EndpointMapper.useDomainMappings): nothing is replicated into it. */
+  readonly sharesDomainMappings: boolean;
+
   constructor(
     readonly id: number,
     readonly mapper: EndpointMapper,
     /** The PCI address: the assigned function's for VFIO, the requester ID's for emulated endpoints. */
     readonly bdf: string,
-  ) {}
+  ) {
+    this.sharesDomainMappings = mapper.useDomainMappings !== undefined;
+  }
 }
 
 /** The PCI address a requester ID names, in segment 0: 0x0608 → '0000:06:01.0'. */

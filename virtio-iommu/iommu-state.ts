@@ -316,6 +316,10 @@ export class IommuState {
       if (status !== OK) ep.mapper.clear();
       return this._step(status);
     }
+    if (ep.sharesDomainMappings) {
+      ep.mapper.useDomainMappings!(t.mappings);
+      return DONE;
+    }
     let i = 0;
     for (const m of t.mappings) {
       const status = this._mapOne(ep, m);
@@ -347,6 +351,10 @@ export class IommuState {
       this._quarantine(ep, `endpoint ${ep.id}: could not leave bypass`);
       return { status, quarantined: true };
     }
+    if (ep.sharesDomainMappings) {
+      ep.mapper.useDomainMappings!(undefined);
+      return DONE;
+    }
     let i = 0;
     for (const m of t.mappings) {
       const status = this._unmapOne(ep, m);
@@ -368,7 +376,9 @@ export class IommuState {
     return status === OK ? DONE : { status, quarantined: false };
   }
 
+  /** Replicates `m` into `ep`'s mapper; nothing to do for a mapper that reads the domain's mappings. */
   private _mapOne(ep: Endpoint, m: Mapping): number {
+    if (ep.sharesDomainMappings) return OK;
     try {
       const mapper = ep.mapper;
       const outcome = m instanceof SmallMapping ? mapper.map(m.startN, m.physN, m.sizeN, m.flags) : mapper.map(m.start, m.phys, m.size, m.flags);
@@ -379,6 +389,7 @@ export class IommuState {
   }
 
   private _unmapOne(ep: Endpoint, m: Mapping): number {
+    if (ep.sharesDomainMappings) return OK;
     try {
       const mapper = ep.mapper;
       const outcome = m instanceof SmallMapping ? mapper.unmap(m.startN, m.sizeN) : mapper.unmap(m.start, m.size);
