@@ -543,7 +543,9 @@ export class VirtioIommuDevice {
     const tail = this._tail;
     for (;;) {
       const chain = q.pop();
-      if (chain === 'empty') break;
+      // 'empty' is PopResult's only string: a type check, where `=== 'empty'` against objects and
+      // strings makes TurboFan call its generic StrictEqual.
+      if (typeof chain === 'string') break;
       if ('malformed' in chain) {
         // The ring itself is garbage: nothing can be returned safely (see the file header).
         if (chain.head < 0) {
