@@ -81,16 +81,51 @@ export interface Throughput {
 }
 
 export function throughput(name: string, fn: () => void, maxTimeSeconds: number): Throughput {
+  const bench = runBenchmark(name, fn, maxTimeSeconds);
+  return { ...rates(bench.stats.sample), rmePercent: bench.stats.rme };
+}
+
+/** One function of `interleavedThroughput`. */
+export interface NamedOp {
+  name: string;
+  fn: () => void;
+}
+
+/**
+ * Throughput of functions whose figures are compared by a ratio, measured in alternation: `rounds`
+ * rounds, each running every function for `maxTimeSeconds / rounds` seconds (Benchmark.js), and each
+ * figure the median of all that function's samples. Both sides of the ratio are then sampled across
+ * the same stretch of time, so a slow phase of a shared host falls on both sides, not on one.
+ * `rmePercent` is the 95 % margin of the mean over all samples (normal approximation).
+ */
+export function interleavedThroughput(ops: readonly NamedOp[], maxTimeSeconds: number, rounds: number): Throughput[] {
+  const periods: number[][] = ops.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    ops.forEach((op, i) => periods[i]!.push(...runBenchmark(op.name, op.fn, maxTimeSeconds / rounds).stats.sample));
+  }
+  return periods.map((p) => {
+    const mean = p.reduce((a, b) => a + b, 0) / p.length;
+    const sd = Math.sqrt(p.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, p.length - 1));
+    return { ...rates(p), rmePercent: ((1.96 * sd) / Math.sqrt(p.length) / mean) * 100 };
+  });
+}
+
+function runBenchmark(name: string, fn: () => void, maxTimeSeconds: number): Benchmark {
   // Benchmark.js decompiles `fn` unless told not to; closures over local state need the plain call.
   const bench = new Benchmark(name, fn, { maxTime: maxTimeSeconds, minSamples: 5, initCount: 1 });
   (bench as unknown as { options: { defer: boolean } }).options.defer = false;
   bench.run({ async: false });
   if (bench.error !== undefined) throw bench.error;
-  // Each sample is seconds per operation over one Benchmark.js cycle.
-  const periods = [...bench.stats.sample].sort((x, y) => x - y);
+  return bench;
+}
+
+/** Rates of Benchmark.js samples (each one cycle's seconds per operation): of the median, and of the mean. */
+function rates(sample: readonly number[]): { hz: number; meanHz: number; samples: number } {
+  const periods = [...sample].sort((x, y) => x - y);
   const mid = periods.length >>> 1;
   const median = periods.length % 2 === 1 ? periods[mid]! : (periods[mid - 1]! + periods[mid]!) / 2;
-  return { hz: 1 / median, meanHz: bench.hz, rmePercent: bench.stats.rme, samples: periods.length };
+  const mean = periods.reduce((a, b) => a + b, 0) / periods.length;
+  return { hz: 1 / median, meanHz: 1 / mean, samples: periods.length };
 }
 
 /** The raw limit: a plain typed-array loop storing `entries` page-table-like entries. */
