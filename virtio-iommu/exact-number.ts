@@ -7,12 +7,14 @@
  * against a constant and a store into a BigUint64Array are compiled inline; the two u32 halves then
  * make the number (~5 ns). The range check comes first: the store alone would wrap modulo 2^64.
  */
+import { LITTLE_ENDIAN } from './host-order';
+
 const LIMIT = 1n << 53n;
 const TWO_32 = 2 ** 32;
 const u64 = new BigUint64Array(1);
 const u32 = new Uint32Array(u64.buffer);
 /** Which of u32's words holds the low half of u64[0] (0 on a little-endian host). */
-const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+const LO = LITTLE_ENDIAN ? 0 : 1;
 
 export function exactNumber(v: bigint): number {
   if (v < 0n || v >= LIMIT) return -1;

@@ -17,6 +17,7 @@
  * - Multi-byte values are little-endian (virtio 1.x).
  */
 import type { Process } from '../kernel-sim';
+import { LITTLE_ENDIAN } from './host-order';
 
 const PAGE_SHIFT = 12;
 const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -31,8 +32,6 @@ const NO_PAGE = new Uint8Array(0);
 const NO_LEAF: Uint8Array[] = new Array<Uint8Array>(LEAF_PAGES).fill(NO_PAGE);
 const NO_WORDS = new Uint32Array(0);
 const NO_WORD_LEAF: Uint32Array[] = new Array<Uint32Array>(LEAF_PAGES).fill(NO_WORDS);
-/** Word views read and write little-endian u32 only on a little-endian host (x86-64, arm64). */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Copies up to this many bytes go byte by byte (cheaper than a subarray for small requests). */
 const SMALL_COPY = 64;
 const TWO_32 = 0x1_0000_0000;

@@ -138,11 +138,6 @@ export class MappingTree {
     return lo;
   }
 
-  /** `overlaps` for exact numbers (each ≤ 2^53 − 1). */
-  overlapsN(start: number, end: number): boolean {
-    return this.slotForN(start, end) < 0;
-  }
-
   /**
    * Where a mapping of `[start, end)` (exact numbers) would go: its sorted position, or −1 when it
    * overlaps one. With `insertSmallAt`, a caller that checks first and inserts later searches once.
@@ -185,7 +180,7 @@ export class MappingTree {
   }
 
   /** `tryInsert` of a SmallMapping (one number search). */
-  tryInsertSmall(mapping: SmallMapping): boolean {
+  private _tryInsertSmall(mapping: SmallMapping): boolean {
     const at = this._firstEndingAfterN(mapping.startN);
     if (at < this._starts.length && this._starts[at]! < mapping.endN) return false;
     this._insertAt(at, mapping, mapping.startN, mapping.endN);
@@ -244,7 +239,7 @@ export class MappingTree {
 
   /** Adds a mapping unless it overlaps an existing one; returns whether it was added (one search). */
   tryInsert(mapping: Mapping): boolean {
-    if (mapping instanceof SmallMapping) return this.tryInsertSmall(mapping);
+    if (mapping instanceof SmallMapping) return this._tryInsertSmall(mapping);
     const at = this._firstEndingAfter(mapping.start);
     const next = this._items[at];
     if (next !== undefined && next.start < mapping.end) return false;
@@ -263,15 +258,6 @@ export class MappingTree {
       this._starts.splice(first, count);
       this._ends.splice(first, count);
     }
-  }
-
-  /** Removes the mapping that starts at `start` and ends at `end`; false when there is none. */
-  remove(start: bigint, end: bigint): boolean {
-    const at = this._firstEndingAfter(start);
-    const m = this._items[at];
-    if (m === undefined || m.start !== start || m.end !== end) return false;
-    this.removeSpan(at, 1);
-    return true;
   }
 
   /**

@@ -55,6 +55,7 @@ import {
 } from '../uapi';
 import { SimBugError } from '../kernel-sim';
 import type { GuestMemory } from './guest-memory';
+import { LITTLE_ENDIAN } from './host-order';
 
 // Module-level copies: a CommonJS re-export through the uapi barrel is a getter call on every use.
 const NO_INTERRUPT = VIRTQ_AVAIL_F_NO_INTERRUPT;
@@ -237,7 +238,6 @@ export interface RingView {
   readonly offset: number;
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** A RingView of `[gpa, gpa + bytes)`, or undefined (see RingView). */
 export function ringView(mem: GuestMemory, gpa: number, bytes: number): RingView | undefined {

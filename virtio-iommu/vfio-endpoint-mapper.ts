@@ -71,9 +71,9 @@ import { VIRTIO_IOMMU_MAP_F_MMIO, VIRTIO_IOMMU_MAP_F_READ, VIRTIO_IOMMU_MAP_F_WR
 import { VfioContainer } from '../userspace/vfio-container';
 import type { IommuInfo } from '../userspace/vfio-container';
 import { VfioGroup } from '../userspace/vfio-group';
-import { AddrSplitMapper } from './addr-split-mapper';
-import type { EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
+import type { Addr, EndpointMapper, IovaRange, MapOutcome, ReservedRegion, UnmapOutcome } from './endpoint-mapper';
 import { exactNumber } from './exact-number';
+import { high32 } from './host-order';
 import { hostReservedRegions } from './host-reserved-regions';
 
 const TWO_32 = 2 ** 32;
@@ -97,8 +97,7 @@ function put32(b: Uint8Array, o: number, v: number): void {
 
 /** Stores the non-negative safe integer `v` as a little-endian u64. */
 function put64(b: Uint8Array, o: number, v: number): void {
-  // No `%`: a float modulo is a C call in V8's optimised code; a division and floor are not.
-  const hi = v < TWO_32 ? 0 : Math.floor(v / TWO_32);
+  const hi = high32(v);
   put32(b, o, v - hi * TWO_32);
   put32(b, o + 4, hi);
 }
@@ -150,7 +149,7 @@ export function platformMsiWindows(vmm: Process, bdf: string): IovaRange[] {
 }
 
 /** One assigned device's private VFIO container. */
-export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMapper {
+export class VfioEndpointMapper implements EndpointMapper {
   readonly kind = 'vfio' as const;
   readonly bdf: string;
   readonly group: VfioGroup;
@@ -185,7 +184,6 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
    *   ENODEV: no IOMMU type fits)
    */
   constructor(config: VfioEndpointConfig) {
-    super();
     const { vmm, bdf } = config;
     this.bdf = bdf;
     this._guestRam = config.guestRam;
@@ -239,7 +237,22 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
     return this._info.iovaRanges;
   }
 
-  protected override _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
+  /**
+   * Routes to the number path when every value is an exact number (the `Addr` contract of
+   * endpoint-mapper.ts: the device passes numbers only then), else to the bigint path, converted once.
+   */
+  map(iova: Addr, gpa: Addr, size: Addr, flags: number): MapOutcome {
+    if (typeof iova === 'number' && typeof gpa === 'number' && typeof size === 'number') return this._mapSmall(iova, gpa, size, flags);
+    return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
+  }
+
+  /** Routes as `map` does. */
+  unmap(iova: Addr, size: Addr): UnmapOutcome {
+    if (typeof iova === 'number' && typeof size === 'number') return this._unmapSmall(iova, size);
+    return this._unmapBig(BigInt(iova), BigInt(size));
+  }
+
+  private _mapBig(iova: bigint, gpa: bigint, size: bigint, flags: number): MapOutcome {
     const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
     // QEMU virtio_iommu_notify_map: MMIO and permission-less mappings stay in the device's tree only.
@@ -272,7 +285,7 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
   }
 
   /** `map` on exact numbers (the MAP_DMA argument written without BigInt). */
-  protected override _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
+  private _mapSmall(iova: number, gpa: number, size: number, flags: number): MapOutcome {
     if (this._hvaNum < 0 || this._ramNum < 0) return this._mapBig(BigInt(iova), BigInt(gpa), BigInt(size), flags);
     const read = (flags & VIRTIO_IOMMU_MAP_F_READ) !== 0;
     const write = (flags & VIRTIO_IOMMU_MAP_F_WRITE) !== 0;
@@ -298,7 +311,7 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
   }
 
   /** `unmap` on exact numbers. */
-  protected override _unmapSmall(iova: number, size: number): UnmapOutcome {
+  private _unmapSmall(iova: number, size: number): UnmapOutcome {
     const mapped = this._mapped.get(iova);
     if (mapped === undefined) return 'ok'; // never forwarded (MMIO / no permission)
     // An exact size is stored as a number, so a bigint here is a different size.
@@ -324,7 +337,7 @@ export class VfioEndpointMapper extends AddrSplitMapper implements EndpointMappe
     return 'ok';
   }
 
-  protected override _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
+  private _unmapBig(iova: bigint, size: bigint): UnmapOutcome {
     const i = exactNumber(iova);
     const key = i >= 0 ? i : iova;
     const mapped = this._mapped.get(key);

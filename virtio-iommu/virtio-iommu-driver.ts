@@ -37,6 +37,7 @@
 import type { GuestMemory } from './guest-memory';
 import type { IovaRange, ReservedRegion } from './endpoint-mapper';
 import { exactNumber } from './exact-number';
+import { high32, LITTLE_ENDIAN } from './host-order';
 import { IovaAllocator } from './iova-allocator';
 import { MappingTree, SmallMapping, type Mapping } from './mapping-tree';
 import type { QueueConfig } from './split-virtqueue';
@@ -205,8 +206,6 @@ const REQUEST_SLOT = 128;
 const U64_LAST = (1n << 64n) - 1n;
 const TWO_64 = 1n << 64n;
 const TWO_32 = 2 ** 32;
-/** The word fast path stores fields in host order, which is the wire's little-endian order only here. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 // The same fields as u32 word indices (every offset is 4-aligned), for the number fast path.
 const MAP_W_DOMAIN = MAP_DOMAIN >>> 2;
 const MAP_W_VIRT_START = MAP_VIRT_START >>> 2;
@@ -677,8 +676,7 @@ function guestMapping(iova: bigint, gpa: bigint, size: bigint, flags: number): M
 
 /** Stores the non-negative safe integer `v` as a little-endian u64 at word `wi` of `w`. */
 function put64(w: Uint32Array, wi: number, v: number): void {
-  // No `%`: a float modulo is a C call in V8's optimised code; a division and floor are not.
-  const hi = v < TWO_32 ? 0 : Math.floor(v / TWO_32);
+  const hi = high32(v);
   w[wi] = v - hi * TWO_32;
   w[wi + 1] = hi;
 }

@@ -40,6 +40,7 @@ import {
 import { SimBugError } from '../kernel-sim';
 import type { GuestMemory } from './guest-memory';
 import { IntervalFreeList } from './interval-free-list';
+import { high32 } from './host-order';
 import { isValidQueueSize, ringView, virtqLayout, vringNeedEvent, type QueueConfig, type VirtqueueFeatures } from './split-virtqueue';
 
 // Module-level copies: a CommonJS re-export through the uapi barrel is a getter call on every use.
@@ -885,8 +886,7 @@ function segmentLength(s: Segment): number {
 }
 
 function writeDesc(mem: GuestMemory, at: number, addr: number, len: number, flags: number, next: number): void {
-  // No `%`: a float modulo is a C call in V8's optimised code; a division and floor are not.
-  const hi = addr < TWO_32 ? 0 : Math.floor(addr / TWO_32);
+  const hi = high32(addr);
   const lo = addr - hi * TWO_32;
   const o = mem.pageOffset(at);
   if ((o & 3) === 0 && o <= 4096 - 16) {
